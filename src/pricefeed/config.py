@@ -1,0 +1,146 @@
+"""All settings in one place: command-line flags, then ``PRICEFEED_*`` environment
+variables, then a ``.env`` file, then ``--config FILE`` (TOML or JSON), then defaults.
+
+Each field is one option: ``--api-port`` on the command line, ``PRICEFEED_API_PORT``
+in the environment, ``api_port`` (or ``api-port``) in a config file.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict)
+
+HERMES_STREAM_URL = "https://hermes.pyth.network/v2/updates/price/stream"
+SourceName = Literal["hermes", "sim"]
+LogLevel = Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
+
+
+def default_db_path() -> Path:
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "pricefeed" / "pricefeed.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PRICEFEED_", env_file=".env", extra="forbid",
+                                      validate_default=True)
+
+    host: str = Field("0.0.0.0", description="Host to bind the client WebSocket server to")
+    port: int = Field(8765, ge=0, le=65535, description="Port of the client WebSocket server (seed 000)")
+    api_host: str = Field("0.0.0.0", description="Host to bind the REST API to")
+    api_port: int = Field(8080, ge=0, le=65535, description="Port of the REST API")
+    pyth_sse_url: Annotated[list[str], NoDecode] = Field(
+        [HERMES_STREAM_URL], description="Pyth Hermes SSE stream URL (repeatable)")
+    log_level: LogLevel = Field("INFO", description="Logging level")
+    source: Annotated[list[SourceName], NoDecode] = Field(
+        ["hermes"], description="Upstream source: hermes or sim (repeatable)")
+    db: Path = Field(default_factory=default_db_path, description="SQLite file that keeps feeds and last prices")
+    config: Path | None = Field(None, description="A TOML or JSON file with any of these settings")
+    seed: int | None = Field(None, description="Random seed of the simulated market (deterministic runs)")
+    sim_interval: float = Field(0.4, gt=0, le=3600, description="Seconds between simulated updates of each feed")
+    sim_feeds: int = Field(13, ge=1, le=100_000, description="Number of simulated feeds (real ones first)")
+    stale_after: float = Field(30.0, gt=0, description="Seconds without an update after which a feed is stale")
+    max_subscriptions: int = Field(1000, ge=1, description="Subscriptions allowed per client connection")
+    max_message_bytes: int = Field(64 * 1024, ge=1024, description="Largest client message; larger closes with 1009")
+    max_messages_per_second: float = Field(50.0, gt=0, description="Client message rate; a flood closes with 1008")
+    outbox_limit_bytes: int = Field(1024 * 1024, ge=16 * 1024,
+                                    description="Bytes a connection may have queued; a slow client over it is closed")
+    slow_client_timeout: float = Field(10.0, gt=0, description="Seconds a client may block writes before it is closed")
+    store_flush_interval: float = Field(1.0, gt=0, description="Seconds between saves of the latest prices")
+    feeds: Annotated[list[str], NoDecode] = Field(
+        [], description="Feeds the Hermes source always streams, ids or symbols (repeatable; default: major crypto)")
+    upstream_connections: int = Field(2, ge=1, le=16, description="Redundant Hermes streams held at once")
+    pyth_api_key: SecretStr | None = Field(None, description="Hermes API key, sent as a Bearer token; never logged")
+    hermes_silence_timeout: float = Field(
+        30.0, gt=0, description="Seconds without an event or keep-alive after which a Hermes stream is replaced")
+
+    @field_validator("source", "pyth_sse_url", "feeds", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        """Accept ``sim,hermes`` from the environment or a file as well as a list."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("source")
+    @classmethod
+    def _no_duplicates(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one source is needed")
+        return list(dict.fromkeys(value))
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings],
+                                   init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, dotenv_settings, _ConfigFileSource(settings_cls)
+
+
+_config_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar("config_file", default=None)
+
+
+class _ConfigFileSource(PydanticBaseSettingsSource):
+    """Values from the ``--config`` file; keys may use dashes or underscores."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        raise NotImplementedError  # __call__ is overridden
+
+    def __call__(self) -> dict[str, Any]:
+        path = _config_file.get()
+        if path is None:
+            return {}
+        text = path.read_text()
+        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+        if not isinstance(data, dict):
+            raise ConfigError(f"--config {path}: expected a table of settings")
+        return {key.replace("-", "_"): value for key, value in data.items()}
+
+
+class ConfigError(Exception):
+    """A setting is wrong; the message is one line that names the option."""
+
+
+def option_name(field_name: str) -> str:
+    return "--" + field_name.replace("_", "-")
+
+
+def load_settings(cli_values: dict[str, Any] | None = None) -> Settings:
+    """Settings from every layer; raises ``ConfigError`` with one clear line if a value is bad."""
+    cli_values = {k: v for k, v in (cli_values or {}).items() if v is not None}
+    config_path = cli_values.get("config") or os.environ.get("PRICEFEED_CONFIG")
+    token = _config_file.set(Path(config_path) if config_path else None)
+    try:
+        return Settings(**cli_values)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+    except (OSError, ValueError) as exc:  # unreadable or malformed config file
+        raise ConfigError(f"--config {config_path}: {exc}") from None
+    finally:
+        _config_file.reset(token)
+
+
+def _describe(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    loc = [str(part) for part in error["loc"]]
+    name = option_name(loc[0]) if loc else "settings"
+    if error["type"] == "extra_forbidden":
+        return f"unknown setting {loc[0]!r} (from the environment, .env or --config)"
+    value = error.get("input")
+    shown = f" {value!r}" if not isinstance(value, dict) and value is not None else ""
+    message = error["msg"].removeprefix("Value error, ")
+    return f"invalid {name}{shown}: {message}"

@@ -1,0 +1,1 @@
+"""Faces: the protocols clients speak. Each turns hub events into its own wire format."""

@@ -1,0 +1,180 @@
+"""The hub: the latest update of every feed, who subscribes to what, and the fan-out.
+
+Sources hand updates to :meth:`Hub.publish` without waiting. The hub gathers
+whatever arrived since its last pass and runs one pass on the next loop
+iteration: it drops updates that are not newer than the feed's latest (so a
+feed never goes back in time and nothing is delivered twice), encodes each
+accepted update once per wire format, puts the frame in every subscriber's
+outbox, and then flushes each touched subscriber once, so a connection gets
+one write per pass however many updates the pass carried. Nothing here awaits
+a client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+from .model import Feed, FeedId, PriceUpdate
+from .rate import RateMeter
+
+log = logging.getLogger(__name__)
+
+
+class Codec(Protocol):
+    """A wire format for price updates; one instance is shared by all connections that speak it."""
+
+    def encode_update(self, update: PriceUpdate, feed: Feed) -> bytes: ...
+
+
+class Subscriber(Protocol):
+    """A connection, as the hub sees it."""
+
+    codec: Codec
+
+    def deliver(self, feed_id: FeedId, frame: bytes) -> None:
+        """Queue a price frame (conflating with a pending one of the same feed)."""
+
+    def flush(self) -> None:
+        """Write what is queued, if the connection can take it now."""
+
+
+BatchListener = Callable[[list[PriceUpdate]], None]
+
+
+class Hub:
+    def __init__(self, stale_after_s: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.stale_after_s = stale_after_s
+        self._clock = clock
+        self.feeds: dict[FeedId, Feed] = {}
+        self.latest: dict[FeedId, PriceUpdate] = {}
+        self._last_seen: dict[FeedId, float] = {}
+        self._subscribers: dict[FeedId, set[Subscriber]] = {}
+        self._pending: list[PriceUpdate] = []
+        self._pass_scheduled = False
+        self._listeners: list[BatchListener] = []
+        self._unknown_warned: set[FeedId] = set()
+        self.accepted = RateMeter()
+        self.deliveries = RateMeter()
+        self.dropped_not_newer = 0
+        self.dropped_unknown_feed = 0
+
+    # -- feeds -------------------------------------------------------------
+
+    def add_feeds(self, feeds: Iterable[Feed]) -> None:
+        for feed in feeds:
+            self.feeds[feed.id] = feed
+
+    def restore(self, updates: Iterable[PriceUpdate]) -> None:
+        """Load last known prices (from a store); they count as stale until a fresh update."""
+        for update in updates:
+            if update.feed_id in self.feeds:
+                self.latest[update.feed_id] = update
+
+    def is_stale(self, feed_id: FeedId) -> bool:
+        """True if nothing (not even a repeat of the same price) came for ``stale_after_s``."""
+        return self._clock() - self._last_seen.get(feed_id, -math.inf) > self.stale_after_s
+
+    def last_seen_age(self, feed_id: FeedId) -> float | None:
+        seen = self._last_seen.get(feed_id)
+        return None if seen is None else self._clock() - seen
+
+    # -- subscriptions -----------------------------------------------------
+
+    def subscribe(self, feed_id: FeedId, subscriber: Subscriber) -> bool:
+        """Add a subscription; False if it already existed."""
+        subs = self._subscribers.setdefault(feed_id, set())
+        if subscriber in subs:
+            return False
+        subs.add(subscriber)
+        return True
+
+    def unsubscribe(self, feed_id: FeedId, subscriber: Subscriber) -> None:
+        subs = self._subscribers.get(feed_id)
+        if subs is not None:
+            subs.discard(subscriber)
+            if not subs:
+                del self._subscribers[feed_id]
+
+    def subscription_count(self) -> int:
+        return sum(len(subs) for subs in self._subscribers.values())
+
+    def subscribed_feeds(self) -> set[FeedId]:
+        return set(self._subscribers)
+
+    def add_listener(self, listener: BatchListener) -> None:
+        """Call ``listener`` with the updates each pass accepted (e.g. the store's write-behind)."""
+        self._listeners.append(listener)
+
+    # -- the hot path ------------------------------------------------------
+
+    def publish(self, update: PriceUpdate) -> None:
+        self._pending.append(update)
+        self._schedule_pass()
+
+    def publish_many(self, updates: Iterable[PriceUpdate]) -> None:
+        self._pending.extend(updates)
+        self._schedule_pass()
+
+    def _schedule_pass(self) -> None:
+        if not self._pass_scheduled:
+            self._pass_scheduled = True
+            asyncio.get_running_loop().call_soon(self.run_pass)
+
+    def run_pass(self) -> None:
+        """Accept, encode and fan out everything pending; flush each touched connection once."""
+        self._pass_scheduled = False
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+        now = self._clock()
+        feeds, latest, last_seen, subscribers = self.feeds, self.latest, self._last_seen, self._subscribers
+        accepted: list[PriceUpdate] = []
+        touched: set[Subscriber] = set()
+        deliveries = 0
+        for update in batch:
+            feed_id = update.feed_id
+            feed = feeds.get(feed_id)
+            if feed is None:
+                self._drop_unknown(update)
+                continue
+            last_seen[feed_id] = now
+            previous = latest.get(feed_id)
+            if previous is not None and update.publish_time_us <= previous.publish_time_us:
+                self.dropped_not_newer += 1
+                continue
+            update.seq = previous.seq + 1 if previous is not None else 1
+            latest[feed_id] = update
+            accepted.append(update)
+            subs = subscribers.get(feed_id)
+            if not subs:
+                continue
+            frames: dict[Codec, bytes] = {}
+            for sub in subs:
+                codec = sub.codec
+                frame = frames.get(codec)
+                if frame is None:
+                    frame = frames[codec] = codec.encode_update(update, feed)
+                sub.deliver(feed_id, frame)
+            deliveries += len(subs)
+            touched.update(subs)
+        for sub in touched:
+            try:
+                sub.flush()
+            except Exception:  # one broken connection must not stop the pass
+                log.exception("flush failed for %r", sub)
+        self.accepted.add(len(accepted))
+        self.deliveries.add(deliveries)
+        if accepted:
+            for listener in self._listeners:
+                listener(accepted)
+
+    def _drop_unknown(self, update: PriceUpdate) -> None:
+        self.dropped_unknown_feed += 1
+        if update.feed_id not in self._unknown_warned:
+            self._unknown_warned.add(update.feed_id)
+            log.warning("dropping updates for unregistered feed %s from %s", update.feed_id, update.source)

@@ -1,0 +1,75 @@
+"""What every upstream source is: something that feeds the hub and reports its state."""
+
+from __future__ import annotations
+
+import abc
+import enum
+import logging
+import time
+from typing import Any
+
+from ..hub import Hub
+from ..rate import RateMeter
+
+log = logging.getLogger(__name__)
+
+
+class SourceState(enum.StrEnum):
+    STARTING = "starting"
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+    DOWN = "down"
+    STOPPED = "stopped"
+
+
+class Source(abc.ABC):
+    """An upstream. Subclasses register their feeds with the hub and publish updates to it."""
+
+    name: str = "source"
+    simulated: bool = False
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.state = SourceState.STARTING
+        self.last_error: str | None = None
+        self.reconnects = 0
+        self.updates = RateMeter()
+        self._last_message_at: float | None = None
+
+    @abc.abstractmethod
+    async def start(self) -> None:
+        """Begin feeding the hub; returns once running (work continues in tasks)."""
+
+    @abc.abstractmethod
+    async def stop(self) -> None:
+        """Stop all work and close upstream connections."""
+
+    def set_state(self, state: SourceState, error: str | None = None) -> None:
+        if error is not None:
+            self.last_error = error
+        if state != self.state:
+            log.info("source %s: %s -> %s%s", self.name, self.state, state, f" ({error})" if error else "")
+            self.state = state
+
+    def mark_message(self, updates: int = 0) -> None:
+        """Note that the upstream spoke (a keep-alive counts), and how many updates it carried."""
+        self._last_message_at = time.monotonic()
+        if updates:
+            self.updates.add(updates)
+
+    @property
+    def is_up(self) -> bool:
+        return self.state == SourceState.CONNECTED
+
+    def status(self) -> dict[str, Any]:
+        age = None if self._last_message_at is None else round(time.monotonic() - self._last_message_at, 3)
+        return {
+            "name": self.name,
+            "state": str(self.state),
+            "simulated": self.simulated,
+            "last_message_age_s": age,
+            "reconnects": self.reconnects,
+            "updates_per_second": round(self.updates.per_second(), 2),
+            "updates_total": self.updates.total,
+            "last_error": self.last_error,
+        }
