@@ -42,7 +42,8 @@ def parse_feed_id(text: object) -> FeedId:
 def scaled(mantissa: int, expo: int) -> float:
     """The decimal value ``mantissa x 10^expo`` as the nearest float (exact int division, no drift)."""
     if expo < 0:
-        return mantissa / 10**-expo
+        divisor: int = 10**-expo
+        return mantissa / divisor
     return float(mantissa * 10**expo)
 
 

@@ -15,7 +15,7 @@ _control_keys = itertools.count()
 
 
 class Outbox:
-    __slots__ = ("_frames", "_bytes")
+    __slots__ = ("_bytes", "_frames")
 
     def __init__(self) -> None:
         self._frames: dict[Hashable, bytes] = {}

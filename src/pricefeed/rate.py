@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 
 class RateMeter:
-    __slots__ = ("_window", "_clock", "_buckets", "_current_second", "total")
+    __slots__ = ("_buckets", "_clock", "_current_second", "_window", "total")
 
     def __init__(self, window_s: int = 10, clock: Callable[[], float] = time.monotonic) -> None:
         self._window = window_s

@@ -18,8 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from picows import (WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, WSUpgradeRequest,
-                    ws_create_server)
+from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, WSUpgradeRequest, ws_create_server
 
 from .hub import Codec
 from .model import Feed, FeedId, PriceUpdate
@@ -28,6 +27,8 @@ from .outbox import Outbox
 log = logging.getLogger(__name__)
 
 _TEXT = 0x1
+CLOSE_TIMEOUT_S = 2.0
+"""How long a closing connection waits for the peer's close frame."""
 
 
 def frame(payload: bytes, opcode: int = _TEXT) -> bytes:
@@ -185,7 +186,12 @@ class Connection(WSListener):
         log.debug("closing client %s: %s %s", self.client_id, code.value, reason)
         self.outbox.take()
         self.transport.send_close(code, reason.encode()[:123])
-        self.transport.disconnect(graceful=not abort)
+        if abort:
+            self.transport.disconnect(graceful=False)
+        else:
+            # Wait for the peer's close frame (on_ws_frame disconnects then): closing the socket with
+            # unread input would reset it, and the peer would never see our close code.
+            asyncio.get_running_loop().call_later(CLOSE_TIMEOUT_S, self.transport.disconnect)
 
     # -- inbound limits -------------------------------------------------------
 

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from ..hub import Codec, Hub
+from ..hub import Hub, Subscriber
 from ..model import Feed, FeedId, PriceUpdate, parse_feed_id, scaled
 
 WELCOME = "Connected to Pyth Price Feed Websocket Server"
@@ -58,10 +58,8 @@ def error(message: str) -> bytes:
     return orjson.dumps({"type": "error", "message": message})
 
 
-class Peer(Protocol):
-    """What a session needs from its connection."""
-
-    codec: Codec
+class Peer(Subscriber, Protocol):
+    """What a session needs from its connection (which the hub also sees as a subscriber)."""
 
     def send(self, payload: bytes) -> None:
         """Queue a message that is never conflated (a reply, an error)."""
@@ -100,7 +98,7 @@ class SimpleWsSession:
 
     def closed(self) -> None:
         for feed_id in self.subscriptions:
-            self.hub.unsubscribe(feed_id, self.peer)  # type: ignore[arg-type]
+            self.hub.unsubscribe(feed_id, self.peer)
         self.subscriptions.clear()
 
     def receive_binary(self) -> None:
@@ -150,7 +148,7 @@ class SimpleWsSession:
             return
         new = feed_id not in self.subscriptions
         self.subscriptions.add(feed_id)
-        self.hub.subscribe(feed_id, self.peer)  # type: ignore[arg-type]
+        self.hub.subscribe(feed_id, self.peer)
         self.peer.send(orjson.dumps({"type": "subscription_confirmed", "feed_id": feed_id}))
         latest = self.hub.latest.get(feed_id)
         if new and latest is not None:
@@ -161,7 +159,7 @@ class SimpleWsSession:
         if feed_id is None:
             return
         self.subscriptions.discard(feed_id)
-        self.hub.unsubscribe(feed_id, self.peer)  # type: ignore[arg-type]
+        self.hub.unsubscribe(feed_id, self.peer)
         self.peer.discard_price(feed_id)
         self.peer.send(orjson.dumps({"type": "unsubscription_confirmed", "feed_id": feed_id}))
 

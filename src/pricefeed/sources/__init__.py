@@ -7,7 +7,7 @@ from ..hub import Hub
 from .base import Source, SourceState
 from .simulated import SimulatedMarket
 
-__all__ = ["Source", "SourceState", "SimulatedMarket", "create_source"]
+__all__ = ["SimulatedMarket", "Source", "SourceState", "create_source"]
 
 
 def create_source(name: str, hub: Hub, settings: Settings) -> Source:

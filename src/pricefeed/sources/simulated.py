@@ -65,7 +65,7 @@ class SimulatedMarket(Source):
         attributes = known.attributes()
         attributes["description"] = "SIMULATED " + attributes["description"]
         attributes["simulated"] = "true"
-        feed = Feed(known.id, known.symbol, known.expo, self.name, attributes, simulated=True)
+        feed = Feed(known.id, known.symbol, known.expo, self.name, dict(sorted(attributes.items())), simulated=True)
         return _Walker(feed, known.price, known.volatility, known.price, known.price * 0.0005,
                        known.price if known.volatility < 0.05 else 0.0)
 

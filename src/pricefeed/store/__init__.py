@@ -4,4 +4,4 @@ from .base import Store
 from .sqlite import SqliteStore
 from .writer import StoreWriter
 
-__all__ = ["Store", "SqliteStore", "StoreWriter"]
+__all__ = ["SqliteStore", "Store", "StoreWriter"]

@@ -1,0 +1,118 @@
+"""The REST face: health, feeds and status as JSON, with OpenAPI docs at ``/docs``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException
+
+from .. import __version__
+from ..model import Feed, parse_feed_id, scaled
+from .simple_ws import iso_time
+
+if TYPE_CHECKING:
+    from ..app import App
+
+
+class FeedOut(BaseModel):
+    id: str
+    symbol: str
+    display_symbol: str
+    asset_type: str
+    source: str
+    simulated: bool
+    expo: int
+    price: float | None
+    conf: float | None
+    ema_price: float | None
+    ema_conf: float | None
+    status: str
+    stale: bool
+    publish_time: str | None
+    seq: int | None
+    attributes: dict[str, str]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def create_rest_app(app: App) -> FastAPI:
+    api = FastAPI(title="pricefeed", version=__version__,
+                  description="Real-time market prices: REST status and feed metadata.")
+
+    @api.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+    @api.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        message = f"no such endpoint: {request.url.path}" if exc.status_code == 404 else str(exc.detail)
+        return JSONResponse({"error": message}, status_code=exc.status_code)
+
+    @api.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0]
+        where = " ".join(str(part) for part in first["loc"])
+        return JSONResponse({"error": f"invalid {where}: {first['msg']}"}, status_code=400)
+
+    def feed_out(feed: Feed) -> FeedOut:
+        latest = app.hub.latest.get(feed.id)
+        stale = app.hub.is_stale(feed.id)
+        status = "stale" if stale else ("unknown" if latest is None else str(latest.status))
+        return FeedOut(
+            id=feed.id, symbol=feed.symbol, display_symbol=feed.display_symbol, asset_type=feed.asset_type,
+            source=feed.source, simulated=feed.simulated, expo=feed.expo if latest is None else latest.expo,
+            price=None if latest is None else scaled(latest.price, latest.expo),
+            conf=None if latest is None else scaled(latest.conf, latest.expo),
+            ema_price=None if latest is None else scaled(latest.ema_price, latest.expo),
+            ema_conf=None if latest is None else scaled(latest.ema_conf, latest.expo),
+            status=status, stale=stale,
+            publish_time=None if latest is None else iso_time(latest.publish_time_us),
+            seq=None if latest is None else latest.seq, attributes=dict(feed.attributes))
+
+    @api.get("/health", summary="Whether the service is serving, and why it is degraded")
+    async def health() -> JSONResponse:
+        body = app.health()
+        return JSONResponse(body, status_code=503 if body["status"] == "stopping" else 200)
+
+    @api.get("/feeds", response_model=list[FeedOut], summary="Feeds with their latest price")
+    async def feeds(
+        symbol: str | None = Query(None, description="Case-insensitive substring of the symbol, e.g. btc"),
+        asset_type: str | None = Query(None, description="Asset type, e.g. crypto, fx, equity (any case)"),
+    ) -> list[FeedOut]:
+        selected = list(app.hub.feeds.values())
+        if asset_type is not None:
+            wanted = asset_type.strip().lower().replace(" ", "_")
+            known = sorted({f.asset_type.lower().replace(" ", "_") for f in selected})
+            if wanted not in known:
+                raise ApiError(400, f"unknown asset_type {asset_type!r}: known types are {', '.join(known)}")
+            selected = [f for f in selected if f.asset_type.lower().replace(" ", "_") == wanted]
+        if symbol is not None:
+            needle = symbol.lower()
+            selected = [f for f in selected if needle in f.symbol.lower()]
+        return [feed_out(f) for f in sorted(selected, key=lambda f: f.symbol)]
+
+    @api.get("/feeds/{feed_id}", response_model=FeedOut, summary="One feed with its latest price")
+    async def feed(feed_id: str) -> FeedOut:
+        try:
+            normalised = parse_feed_id(feed_id)
+        except ValueError as exc:
+            raise ApiError(400, str(exc)) from None
+        found = app.hub.feeds.get(normalised)
+        if found is None:
+            raise ApiError(404, f"unknown feed_id {normalised}")
+        return feed_out(found)
+
+    @api.get("/status", summary="Uptime, connections, subscriptions, and the state of every source")
+    async def status() -> dict[str, Any]:
+        return app.status()
+
+    return api

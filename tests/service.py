@@ -1,0 +1,92 @@
+"""Start the real service for a test: as a subprocess (the way users run it) or in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServiceProcess:
+    """``python -m pricefeed serve`` on free ports, with a private database."""
+
+    def __init__(self, db: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        self.db = db
+        self.args = args
+        self.env = env or {}
+        self.ws_port = free_port()
+        self.api_port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = db.with_suffix(f".{self.ws_port}.log")
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.ws_port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    async def start(self, timeout_s: float = 20.0) -> ServiceProcess:
+        cmd = [sys.executable, "-m", "pricefeed", "serve", "--host", "127.0.0.1", "--port", str(self.ws_port),
+               "--api-host", "127.0.0.1", "--api-port", str(self.api_port), "--db", str(self.db),
+               "--log-level", "DEBUG", *self.args]
+        env = {**os.environ, **self.env}
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        await self.wait_ready(timeout_s)
+        return self
+
+    async def wait_ready(self, timeout_s: float) -> None:
+        """Poll /health until the service answers (start-up, not data, so polling is the honest wait)."""
+        deadline = time.monotonic() + timeout_s
+        async with httpx.AsyncClient() as client:
+            while time.monotonic() < deadline:
+                assert self.proc is not None
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"service exited with {self.proc.returncode}:\n{self.log()}")
+                try:
+                    if (await client.get(self.api_url + "/health", timeout=1.0)).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.05)
+        raise TimeoutError(f"service not ready after {timeout_s}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    async def get(self, path: str, **params: Any) -> httpx.Response:
+        async with httpx.AsyncClient(base_url=self.api_url) as client:
+            return await client.get(path, params=params, timeout=5.0)
+
+    def signal(self, signum: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signum)
+
+    async def wait_exit(self, timeout_s: float = 10.0) -> int:
+        assert self.proc is not None
+        return await asyncio.wait_for(asyncio.to_thread(self.proc.wait), timeout_s)
+
+    async def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                await self.wait_exit()
+            except TimeoutError:
+                self.proc.kill()
+                self.proc.wait()
