@@ -78,8 +78,12 @@ async def test_a_client_that_never_reads_is_bounded_then_closed_and_others_get_e
         await send(fast, subscribe_all)
         replies = [(await recv_json(fast))["type"] for _ in range(2 * len(feed_ids))]
         assert replies == ["subscription_confirmed", "price_update"] * len(feed_ids)
-        while len(app.connections()) < 2 or app.hub.subscription_count() < 2 * len(feed_ids):
-            await asyncio.sleep(0.01)  # both subscriptions are registered
+
+        async def both_subscribed() -> None:
+            while app.hub.subscription_count() < 2 * len(feed_ids):
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(both_subscribed(), 5)
         slow = next(c for c in app.connections() if c.session.subscriptions and c is not _conn_of(app, fast))
         last = {f: app.hub.latest[f] for f in feed_ids}
         received: dict[str, list[str]] = {f: [] for f in feed_ids}
