@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import asyncio
+
+from pricefeed.hub import Codec, Hub
+from pricefeed.model import Feed, FeedId, PriceUpdate
+
+A, B = "a" * 64, "b" * 64
+
+
+class CountingCodec:
+    def __init__(self) -> None:
+        self.encoded = 0
+
+    def encode_update(self, update: PriceUpdate, feed: Feed) -> bytes:
+        self.encoded += 1
+        return f"{update.feed_id[:1]}{update.price};".encode()
+
+
+class Recorder:
+    def __init__(self, codec: Codec) -> None:
+        self.codec = codec
+        self.pending: dict[FeedId, bytes] = {}
+        self.writes: list[bytes] = []
+
+    def deliver(self, feed_id: FeedId, frame: bytes) -> None:
+        self.pending[feed_id] = frame
+
+    def flush(self) -> None:
+        self.writes.append(b"".join(self.pending.values()))
+        self.pending.clear()
+
+
+def update(feed_id: str, price: int, t: int) -> PriceUpdate:
+    return PriceUpdate(feed_id=feed_id, price=price, conf=1, expo=-8, publish_time_us=t, ema_price=price, ema_conf=1)
+
+
+def hub_with_feeds(clock: list[float] | None = None) -> Hub:
+    now = clock if clock is not None else [0.0]
+    hub = Hub(stale_after_s=5.0, clock=lambda: now[0])
+    hub.add_feeds([Feed(A, "Crypto.A/USD", -8, "test"), Feed(B, "Crypto.B/USD", -8, "test")])
+    return hub
+
+
+async def test_one_pass_encodes_once_per_codec_and_writes_once_per_subscriber() -> None:
+    hub = hub_with_feeds()
+    codec, other = CountingCodec(), CountingCodec()
+    subs = [Recorder(codec) for _ in range(50)] + [Recorder(other)]
+    for sub in subs:
+        hub.subscribe(A, sub)
+        hub.subscribe(B, sub)
+    hub.publish_many([update(A, 1, 10), update(B, 2, 10)])
+    hub.publish(update(A, 3, 20))
+    await asyncio.sleep(0)  # the pass runs on the next loop iteration
+    assert codec.encoded == 3 and other.encoded == 3
+    for sub in subs:
+        assert sub.writes == [b"a3;b2;"]  # one write, the newest A conflated in place
+    assert hub.latest[A].price == 3 and hub.latest[A].seq == 2
+
+
+async def test_older_or_repeated_updates_are_dropped_and_never_delivered() -> None:
+    hub = hub_with_feeds()
+    sub = Recorder(CountingCodec())
+    hub.subscribe(A, sub)
+    hub.publish(update(A, 1, 100))
+    hub.run_pass()
+    hub.publish_many([update(A, 2, 100), update(A, 3, 50), update(A, 4, 101)])
+    hub.run_pass()
+    assert sub.writes == [b"a1;", b"a4;"]
+    assert hub.dropped_not_newer == 2
+    assert [hub.latest[A].price, hub.latest[A].seq] == [4, 2]
+
+
+async def test_updates_for_unregistered_feeds_are_dropped() -> None:
+    hub = hub_with_feeds()
+    hub.publish(update("c" * 64, 1, 1))
+    hub.run_pass()
+    assert "c" * 64 not in hub.latest and hub.dropped_unknown_feed == 1
+
+
+async def test_a_feed_is_stale_after_silence_and_a_repeat_keeps_it_fresh() -> None:
+    clock = [0.0]
+    hub = hub_with_feeds(clock)
+    assert hub.is_stale(A)  # never seen
+    hub.publish(update(A, 1, 100))
+    hub.run_pass()
+    clock[0] = 4.0
+    hub.publish(update(A, 1, 100))  # same publish time: not delivered, but the feed is alive
+    hub.run_pass()
+    clock[0] = 8.0
+    assert not hub.is_stale(A)
+    clock[0] = 9.5
+    assert hub.is_stale(A)
+
+
+async def test_restored_prices_are_stale_until_a_fresh_update() -> None:
+    hub = hub_with_feeds()
+    hub.restore([update(A, 7, 100)])
+    assert hub.latest[A].price == 7 and hub.is_stale(A)
+    hub.publish(update(A, 8, 200))
+    hub.run_pass()
+    assert not hub.is_stale(A)
+
+
+async def test_unsubscribed_connections_get_nothing_more() -> None:
+    hub = hub_with_feeds()
+    sub = Recorder(CountingCodec())
+    hub.subscribe(A, sub)
+    assert not hub.subscribe(A, sub)  # already subscribed
+    hub.unsubscribe(A, sub)
+    hub.publish(update(A, 1, 1))
+    hub.run_pass()
+    assert sub.writes == [] and hub.subscription_count() == 0
+
+
+async def test_a_failing_subscriber_does_not_stop_the_pass() -> None:
+    hub = hub_with_feeds()
+
+    class Broken(Recorder):
+        def flush(self) -> None:
+            raise ConnectionError("gone")
+
+    good, broken = Recorder(CountingCodec()), Broken(CountingCodec())
+    hub.subscribe(A, broken)
+    hub.subscribe(A, good)
+    hub.publish(update(A, 1, 1))
+    hub.run_pass()
+    assert good.writes == [b"a1;"]
