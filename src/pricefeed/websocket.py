@@ -84,12 +84,12 @@ class ConnectionLimits:
 class Connection(WSListener):
     """One client connection: a hub subscriber and a face session's peer."""
 
-    def __init__(self, server: WebSocketServer, remote: str) -> None:
+    def __init__(self, server: WebSocketServer) -> None:
         self.server = server
         self.codec: Codec = server.codec
         self.limits = server.limits
         self.client_id = str(uuid.uuid4())
-        self.remote = remote
+        self.remote = "-"
         self.outbox = Outbox()
         self.transport: WSTransport | None = None
         self.session = server.session_factory(self)
@@ -105,6 +105,8 @@ class Connection(WSListener):
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.transport = transport
+        peer = transport.underlying_transport.get_extra_info("peername")
+        self.remote = f"{peer[0]}:{peer[1]}" if peer else "-"
         self.server.connections.add(self)
         log.debug("client %s connected from %s", self.client_id, self.remote)
         self.session.opened()
@@ -243,7 +245,7 @@ class WebSocketServer:
 
     async def start(self, host: str, port: int) -> None:
         def new_connection(request: WSUpgradeRequest) -> Connection:
-            return Connection(self, _remote_of(request))
+            return Connection(self)
 
         self._server = await ws_create_server(
             new_connection, host, port,
@@ -274,7 +276,3 @@ class WebSocketServer:
         await self._server.wait_closed()
         self._server = None
 
-
-def _remote_of(request: WSUpgradeRequest) -> str:
-    forwarded = request.headers.get("x-forwarded-for")
-    return str(forwarded) if forwarded else "-"
