@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import random
+import socket
 import subprocess
 import sys
 import tempfile
@@ -31,13 +32,19 @@ class Counter(WSListener):
             Counter.frames += 1
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def run(args: argparse.Namespace) -> dict[str, float]:
-    ws_port, api_port = 28765 + random.randrange(1000), 29765 + random.randrange(1000)
+    ws_port, api_port = free_port(), free_port()
     db = Path(tempfile.mkdtemp()) / "bench.db"
     server = subprocess.Popen([sys.executable, "-m", "pricefeed", "serve", "--source", "sim", "--host", "127.0.0.1",
                                "--port", str(ws_port), "--api-host", "127.0.0.1", "--api-port", str(api_port),

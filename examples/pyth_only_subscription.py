@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 
 from websockets.asyncio.client import connect
@@ -49,7 +50,5 @@ if __name__ == "__main__":
     parser.add_argument("--url", default="ws://localhost:8765", help="pricefeed's client WebSocket")
     parser.add_argument("--count", type=int, default=None, help="stop after this many price updates")
     args = parser.parse_args()
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main(args.url, args.feed_ids, args.count))
-    except KeyboardInterrupt:
-        pass

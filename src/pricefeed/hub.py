@@ -46,6 +46,21 @@ class Subscriber(Protocol):
 BatchListener = Callable[[list[PriceUpdate]], None]
 
 
+def is_newer(update: PriceUpdate, previous: PriceUpdate) -> bool:
+    """Whether ``update`` is a new price after ``previous``.
+
+    Pyth publish times are whole seconds, so two slots in the same second can
+    carry two different aggregates: a later slot with a changed price is new;
+    a later slot repeating the same price is the same aggregate confirmed again.
+    """
+    if update.publish_time_us != previous.publish_time_us:
+        return update.publish_time_us > previous.publish_time_us
+    if update.slot is None or previous.slot is None or update.slot <= previous.slot:
+        return False
+    return (update.price, update.conf, update.ema_price, update.ema_conf, update.status) != (
+        previous.price, previous.conf, previous.ema_price, previous.ema_conf, previous.status)
+
+
 class Hub:
     def __init__(self, stale_after_s: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.stale_after_s = stale_after_s
@@ -144,7 +159,7 @@ class Hub:
                 continue
             last_seen[feed_id] = now
             previous = latest.get(feed_id)
-            if previous is not None and update.publish_time_us <= previous.publish_time_us:
+            if previous is not None and not is_newer(update, previous):
                 self.dropped_not_newer += 1
                 continue
             update.seq = previous.seq + 1 if previous is not None else 1

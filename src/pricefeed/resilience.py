@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import random
+from collections import deque
 from collections.abc import Hashable
 from typing import Generic, TypeVar
 
@@ -78,23 +79,30 @@ class FreshnessFilter(Generic[K]):
     """Lets through, per key (a feed), only updates newer than the newest so far.
 
     Redundant connections deliver every update several times and, when one lags,
-    late; keeping the newest stamp per key drops both, in O(1) and with memory
-    bounded by the number of feeds (unlike a TTL cache of message hashes).
+    late. Keeping the newest stamp per key drops both in O(1), with memory bounded
+    by the number of feeds (unlike a TTL cache of message hashes). The last
+    ``memory`` stamps let through are remembered too, so a lagging connection's
+    copy of an update already delivered counts as a duplicate, not as out of order.
     """
 
-    def __init__(self) -> None:
-        self._newest: dict[K, tuple[int, ...]] = {}
+    def __init__(self, memory: int = 32) -> None:
+        self._recent: dict[K, deque[tuple[int, ...]]] = {}
+        self._memory = memory
 
     def check(self, key: K, stamp: tuple[int, ...]) -> Freshness:
         """Classify an update by its ordering ``stamp``; a FRESH one becomes the newest."""
-        newest = self._newest.get(key)
-        if newest is not None:
-            if stamp == newest:
-                return Freshness.DUPLICATE
-            if stamp < newest:
-                return Freshness.STALE
-        self._newest[key] = stamp
-        return Freshness.FRESH
+        recent = self._recent.get(key)
+        if recent is None:
+            self._recent[key] = deque((stamp,), maxlen=self._memory)
+            return Freshness.FRESH
+        newest = recent[-1]
+        if stamp > newest:
+            recent.append(stamp)  # stamps stay in ascending order
+            return Freshness.FRESH
+        if stamp == newest or stamp in recent:
+            return Freshness.DUPLICATE
+        return Freshness.STALE
 
     def newest(self, key: K) -> tuple[int, ...] | None:
-        return self._newest.get(key)
+        recent = self._recent.get(key)
+        return None if recent is None else recent[-1]

@@ -126,3 +126,20 @@ async def test_a_failing_subscriber_does_not_stop_the_pass() -> None:
     hub.publish(update(A, 1, 1))
     hub.run_pass()
     assert good.writes == [b"a1;"]
+
+
+async def test_a_later_slot_in_the_same_second_is_new_only_if_the_price_changed() -> None:
+    hub = hub_with_feeds()
+    sub = Recorder(CountingCodec())
+    hub.subscribe(A, sub)
+
+    def at_slot(price: int, slot: int) -> PriceUpdate:
+        u = update(A, price, 1_714_748_301_000_000)
+        u.slot = slot
+        return u
+
+    for u in [at_slot(1, 10), at_slot(1, 11), at_slot(2, 12), at_slot(3, 11), at_slot(2, 12)]:
+        hub.publish(u)
+        hub.run_pass()
+    assert sub.writes == [b"a1;", b"a2;"]
+    assert hub.dropped_not_newer == 3
