@@ -112,20 +112,15 @@ def stream_of(source: HermesSource, replica: int = 0) -> HermesStream:
 # -- fixtures -----------------------------------------------------------------
 
 
-@pytest.fixture
-async def hermes() -> AsyncIterator[HermesServer]:
+async def _running_hermes() -> AsyncIterator[HermesServer]:
     server = HermesServer()
     await server.start()
     yield server
     await server.stop()
 
 
-@pytest.fixture
-async def hermes_b() -> AsyncIterator[HermesServer]:
-    server = HermesServer()
-    await server.start()
-    yield server
-    await server.stop()
+hermes = pytest.fixture(_running_hermes, name="hermes")
+hermes_b = pytest.fixture(_running_hermes, name="hermes_b")
 
 
 @pytest.fixture

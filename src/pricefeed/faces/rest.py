@@ -65,8 +65,7 @@ def create_rest_app(app: App) -> FastAPI:
 
     def feed_out(feed: Feed) -> FeedOut:
         latest = app.hub.latest.get(feed.id)
-        stale = app.hub.is_stale(feed.id)
-        status = "stale" if stale else ("unknown" if latest is None else str(latest.status))
+        status = app.hub.status_of(feed.id)
         return FeedOut(
             id=feed.id, symbol=feed.symbol, display_symbol=feed.display_symbol, asset_type=feed.asset_type,
             source=feed.source, simulated=feed.simulated, expo=feed.expo if latest is None else latest.expo,
@@ -74,7 +73,7 @@ def create_rest_app(app: App) -> FastAPI:
             conf=None if latest is None else scaled(latest.conf, latest.expo),
             ema_price=None if latest is None else scaled(latest.ema_price, latest.expo),
             ema_conf=None if latest is None else scaled(latest.ema_conf, latest.expo),
-            status=status, stale=stale,
+            status=status, stale=status == "stale",
             publish_time=None if latest is None else iso_time(latest.publish_time_us),
             seq=None if latest is None else latest.seq, attributes=dict(feed.attributes))
 

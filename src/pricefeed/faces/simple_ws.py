@@ -46,11 +46,10 @@ class SimpleWsCodec:
     """Renders hub updates as seed-000 ``price_update`` payloads (shared by all its connections)."""
 
     def encode_update(self, update: PriceUpdate, feed: Feed) -> bytes:
-        return encode_price_update(update, stale=False)
+        return encode_price_update(update, str(update.status))  # just arrived, so never stale
 
 
-def encode_price_update(update: PriceUpdate, *, stale: bool) -> bytes:
-    status = "stale" if stale else str(update.status)
+def encode_price_update(update: PriceUpdate, status: str) -> bytes:
     return orjson.dumps({"type": "price_update", "data": price_fields(update, status)})
 
 
@@ -152,7 +151,7 @@ class SimpleWsSession:
         self.peer.send(orjson.dumps({"type": "subscription_confirmed", "feed_id": feed_id}))
         latest = self.hub.latest.get(feed_id)
         if new and latest is not None:
-            self.peer.send_price(feed_id, encode_price_update(latest, stale=self.hub.is_stale(feed_id)))
+            self.peer.send_price(feed_id, encode_price_update(latest, self.hub.status_of(feed_id)))
 
     def _unsubscribe(self, message: dict[str, Any]) -> None:
         feed_id = self._known_feed(message.get("feed_id"), "unsubscribe")
@@ -167,14 +166,13 @@ class SimpleWsSession:
         feeds = []
         for feed in self.hub.feeds.values():
             latest = self.hub.latest.get(feed.id)
-            stale = self.hub.is_stale(feed.id)
             feeds.append({
                 "id": feed.id,
                 "symbol": feed.display_symbol,
                 "price": None if latest is None else scaled(latest.price, latest.expo),
                 "conf": None if latest is None else scaled(latest.conf, latest.expo),
                 "expo": feed.expo if latest is None else latest.expo,
-                "status": "stale" if stale else ("unknown" if latest is None else str(latest.status)),
+                "status": self.hub.status_of(feed.id),
             })
         self.peer.send(orjson.dumps({"type": "available_feeds", "feeds": feeds}))
 
