@@ -15,6 +15,7 @@ import uvicorn
 from .config import Settings
 from .faces.rest import create_rest_app
 from .faces.simple_ws import Limits, SimpleWsCodec, SimpleWsSession
+from .history import PriceHistory
 from .hub import Hub
 from .sources import Source, create_source
 from .store import SqliteStore, Store, StoreWriter
@@ -37,6 +38,8 @@ class App:
         self.started_at = time.monotonic()
         self.stopping = False
         self.hub = Hub(stale_after_s=settings.stale_after)
+        self.history = PriceHistory()
+        self.hub.add_listener(self.history.add)
         self.store: Store = store if store is not None else SqliteStore(settings.db)
         self.writer = StoreWriter(self.hub, self.store, settings.store_flush_interval)
         self.sources: list[Source] = [create_source(name, self.hub, settings) for name in settings.source]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Query, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
@@ -12,6 +12,8 @@ from starlette.exceptions import HTTPException
 
 from .. import __version__
 from ..model import Feed, parse_feed_id, scaled
+from .hermes_rest import create_hermes_router
+from .hermes_ws import hermes_websocket
 from .simple_ws import iso_time
 
 if TYPE_CHECKING:
@@ -46,7 +48,8 @@ class ApiError(Exception):
 
 def create_rest_app(app: App) -> FastAPI:
     api = FastAPI(title="pricefeed", version=__version__,
-                  description="Real-time market prices: REST status and feed metadata.")
+                  description="Real-time market prices: status and feeds, and a Hermes-compatible API "
+                              "(`/v2/...`, `/api/...`, `/ws`) that Pyth's own clients can use unchanged.")
 
     @api.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -114,4 +117,10 @@ def create_rest_app(app: App) -> FastAPI:
     async def status() -> dict[str, Any]:
         return app.status()
 
+    api.include_router(create_hermes_router(app))
+
+    async def hermes_ws(websocket: WebSocket) -> None:
+        await hermes_websocket(websocket, app)
+
+    api.add_api_websocket_route("/ws", hermes_ws)
     return api

@@ -1,0 +1,152 @@
+"""A Hermes-compatible HTTP API: an app written for Pyth's Hermes points its base URL here and works.
+
+Routes, parameters, status codes and text/plain error bodies follow Hermes
+(reference/hermes.md sections 1 and 2); the stream is in ``hermes_sse.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import orjson
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import PlainTextResponse
+
+from ..model import FeedId, PriceUpdate
+from .hermes_json import (
+    QueryError,
+    feed_metadata,
+    normalised_asset_type,
+    not_found,
+    parse_asset_type,
+    parse_bool,
+    parse_encoding,
+    parse_ids,
+    price_feed,
+    price_update_body,
+)
+from .hermes_sse import price_stream
+
+if TYPE_CHECKING:
+    from ..app import App
+
+JSON = "application/json"
+
+
+def create_hermes_router(app: App) -> APIRouter:
+    router = APIRouter(tags=["Hermes-compatible"])
+    hub = app.hub
+
+    def hermes_errors(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+        async def wrapped(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except QueryError as exc:
+                return PlainTextResponse(str(exc), status_code=400)
+        wrapped.__name__ = handler.__name__
+        wrapped.__doc__ = handler.__doc__
+        return wrapped
+
+    def resolve(ids: list[FeedId], ignore_invalid: bool) -> tuple[list[PriceUpdate], list[FeedId]]:
+        """The latest update of each id (in order), and the ids that have none."""
+        found = [hub.latest[i] for i in ids if i in hub.latest and i in hub.feeds]
+        missing = [i for i in ids if i not in hub.latest or i not in hub.feeds]
+        return found, ([] if ignore_invalid else missing)
+
+    @router.get("/v2/price_feeds", summary="Feed metadata (Hermes)")
+    @hermes_errors
+    async def price_feeds(request: Request) -> Response:
+        params = request.query_params
+        query = params.get("query")
+        asset_type = parse_asset_type(params.get("asset_type"))
+        feeds = list(hub.feeds.values())
+        if query is not None:
+            feeds = [f for f in feeds if query.lower() in f.attributes.get("symbol", f.symbol).lower()]
+        if asset_type is not None:
+            feeds = [f for f in feeds if normalised_asset_type(f) == asset_type]
+        return Response(orjson.dumps([feed_metadata(f) for f in feeds]), media_type=JSON)
+
+    @router.get("/v2/updates/price/latest", summary="Latest price updates (Hermes)")
+    @hermes_errors
+    async def latest(request: Request) -> Response:
+        params = request.query_params
+        ids = parse_ids(params.multi_items())
+        encoding = parse_encoding(params.get("encoding"))
+        parsed = parse_bool(params.get("parsed"), True)
+        ignore_invalid = parse_bool(params.get("ignore_invalid_price_ids"), False)
+        updates, missing = resolve(ids, ignore_invalid)
+        if missing:
+            return PlainTextResponse(not_found(missing), status_code=404)
+        return Response(price_update_body(updates, encoding=encoding, parsed=parsed), media_type=JSON)
+
+    @router.get("/v2/updates/price/stream", summary="Price updates as Server-Sent Events (Hermes)")
+    @hermes_errors
+    async def stream(request: Request) -> Response:
+        params = request.query_params
+        ids = parse_ids(params.multi_items())
+        encoding = parse_encoding(params.get("encoding"))
+        parsed = parse_bool(params.get("parsed"), True)
+        parse_bool(params.get("allow_unordered"), False)  # we never deliver out of order anyway
+        benchmarks_only = parse_bool(params.get("benchmarks_only"), False)
+        ignore_invalid = parse_bool(params.get("ignore_invalid_price_ids"), False)
+        unknown = [i for i in ids if i not in hub.feeds]
+        if unknown and not ignore_invalid:
+            return PlainTextResponse(not_found(unknown), status_code=404)
+        known = [i for i in ids if i in hub.feeds]
+        return price_stream(hub, known, encoding=encoding, parsed=parsed, benchmarks_only=benchmarks_only)
+
+    @router.get("/v2/updates/price/{publish_time}", summary="Price updates at or after a time (Hermes)")
+    @hermes_errors
+    async def at_time(request: Request) -> Response:
+        raw = request.path_params["publish_time"]
+        try:
+            publish_time = int(raw)
+        except ValueError:
+            return PlainTextResponse(f"Invalid URL: Cannot parse `{raw}` to a `i64`", status_code=400)
+        params = request.query_params
+        ids = parse_ids(params.multi_items())
+        encoding = parse_encoding(params.get("encoding"))
+        parsed = parse_bool(params.get("parsed"), True)
+        ignore_invalid = parse_bool(params.get("ignore_invalid_price_ids"), False)
+        unknown = [i for i in ids if i not in hub.feeds]
+        if unknown and not ignore_invalid:
+            return PlainTextResponse(not_found(unknown), status_code=404)
+        updates = [app.history.first_at_or_after(i, publish_time) for i in ids if i in hub.feeds]
+        if any(u is None for u in updates):
+            return PlainTextResponse("Update data not found", status_code=404)
+        found = [u for u in updates if u is not None]
+        return Response(price_update_body(found, encoding=encoding, parsed=parsed), media_type=JSON)
+
+    @router.get("/api/price_feed_ids", summary="Feed ids (Hermes, legacy)")
+    async def price_feed_ids() -> Response:
+        return Response(orjson.dumps(list(hub.feeds)), media_type=JSON)
+
+    @router.get("/api/latest_price_feeds", summary="Latest price feeds (Hermes, legacy)")
+    @hermes_errors
+    async def latest_price_feeds(request: Request) -> Response:
+        params = request.query_params
+        ids = parse_ids(params.multi_items())
+        verbose = parse_bool(params.get("verbose"), False)
+        parse_bool(params.get("binary"), False)  # no signed data to attach: `vaa` stays absent
+        updates, missing = resolve(ids, ignore_invalid=False)
+        if missing:
+            return PlainTextResponse(not_found(missing), status_code=404)
+        return Response(orjson.dumps([price_feed(u, verbose=verbose) for u in updates]), media_type=JSON)
+
+    @router.get("/live", summary="Liveness (Hermes)")
+    async def live() -> PlainTextResponse:
+        return PlainTextResponse("OK")
+
+    @router.get("/ready", summary="Readiness (Hermes)")
+    async def ready() -> Response:
+        fresh = [f for f in hub.feeds if not hub.is_stale(f)]
+        if fresh and not app.stopping:
+            return PlainTextResponse("OK")
+        newest = max((u.publish_time for u in hub.latest.values()), default=None)
+        body = {"has_completed_recently": bool(fresh), "is_not_behind": bool(fresh),
+                "is_metadata_loaded": bool(hub.feeds), "latest_completed_slot": None, "latest_observed_slot": None,
+                "latest_completed_unix_timestamp": newest, "price_feeds_metadata_len": len(hub.feeds)}
+        return Response(orjson.dumps(body), status_code=503, media_type=JSON)
+
+    return router
