@@ -49,7 +49,7 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
     server = subprocess.Popen([sys.executable, "-m", "pricefeed", "serve", "--source", "sim", "--host", "127.0.0.1",
                                "--port", str(ws_port), "--api-host", "127.0.0.1", "--api-port", str(api_port),
                                "--db", str(db), "--sim-feeds", str(args.feeds), "--sim-interval", str(args.interval),
-                               "--log-level", "WARNING", "--max-messages-per-second", "1000"])
+                               "--log-level", "WARNING", "--max-messages-per-second", "1000", "--rpc", "false"])
     try:
         async with httpx.AsyncClient() as http:
             for _ in range(200):

@@ -42,9 +42,10 @@ class ServiceProcess:
         return f"http://127.0.0.1:{self.api_port}"
 
     async def start(self, timeout_s: float = 20.0) -> ServiceProcess:
+        rpc = [] if "--rpc-port" in self.args else ["--rpc-port", str(free_port())]
         cmd = [sys.executable, "-m", "pricefeed", "serve", "--host", "127.0.0.1", "--port", str(self.ws_port),
                "--api-host", "127.0.0.1", "--api-port", str(self.api_port), "--db", str(self.db),
-               "--log-level", "DEBUG", *self.args]
+               "--log-level", "DEBUG", *rpc, *self.args]
         env = {**os.environ, **self.env}
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)

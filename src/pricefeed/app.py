@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 import time
@@ -13,11 +14,13 @@ from typing import Any
 import uvicorn
 
 from .config import Settings
+from .faces.jsonrpc import RPC_LIMITS, PythdApi, create_rpc_server, parse_publishers
 from .faces.rest import create_rest_app
 from .faces.simple_ws import Limits, SimpleWsCodec, SimpleWsSession
 from .history import PriceHistory
 from .hub import Hub
 from .sources import Source, create_source
+from .sources.publishers import LocalOracle, SlotClock
 from .store import SqliteStore, Store, StoreWriter
 from .websocket import Connection, ConnectionLimits, WebSocketServer
 
@@ -43,6 +46,19 @@ class App:
         self.store: Store = store if store is not None else SqliteStore(settings.db)
         self.writer = StoreWriter(self.hub, self.store, settings.store_flush_interval)
         self.sources: list[Source] = [create_source(name, self.hub, settings) for name in settings.source]
+        # The local oracle is a source only when there are local products for publishers to price.
+        self.oracle: LocalOracle | None = None
+        if settings.products is not None:
+            self.oracle = LocalOracle(self.hub, products_file=settings.products,
+                                      slot_clock=SlotClock(settings.slot_interval),
+                                      reload_interval_s=settings.products_reload_interval)
+            self.sources.append(self.oracle)
+        self.pythd = PythdApi.create(self.hub, self.oracle, parse_publishers(settings.rpc_publisher),
+                                     settings.publish_interval)
+        self.rpc = create_rpc_server(self.pythd, dataclasses.replace(
+            RPC_LIMITS, max_message_bytes=settings.max_message_bytes,
+            outbox_limit_bytes=settings.outbox_limit_bytes,
+            slow_client_timeout_s=settings.slow_client_timeout)) if settings.rpc else None
         limits = Limits(max_subscriptions=settings.max_subscriptions)
         self.simple_ws = WebSocketServer(
             "seed-000 WebSocket", SimpleWsCodec(),
@@ -71,6 +87,8 @@ class App:
             await source.start()
         self.writer.start()
         await self.simple_ws.start(self.settings.host, self.settings.port)
+        if self.rpc is not None:
+            await self.rpc.start(self.settings.rpc_host, self.settings.rpc_port)
         self._rest_task = asyncio.create_task(self.rest.serve(), name="rest")
         while not self.rest.started:
             if self._rest_task.done():
@@ -86,6 +104,9 @@ class App:
         self.stopping = True
         log.info("shutting down")
         await self.simple_ws.close()
+        if self.rpc is not None:
+            await self.rpc.close()
+        self.pythd.notifier.close()
         self.rest.should_exit = True
         for source in self.sources:
             try:
@@ -120,7 +141,8 @@ class App:
         return self.simple_ws.port
 
     def connections(self) -> list[Connection]:
-        return list(self.simple_ws.connections)
+        rpc = [] if self.rpc is None else list(self.rpc.connections)
+        return list(self.simple_ws.connections) + rpc
 
     def health(self) -> dict[str, Any]:
         reasons = [f"source {s.name} is {s.state}" + (f": {s.last_error}" if s.last_error else "")

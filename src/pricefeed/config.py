@@ -60,8 +60,17 @@ class Settings(BaseSettings):
     pyth_api_key: SecretStr | None = Field(None, description="Hermes API key, sent as a Bearer token; never logged")
     hermes_silence_timeout: float = Field(
         30.0, gt=0, description="Seconds without an event or keep-alive after which a Hermes stream is replaced")
+    rpc: bool = Field(True, description="Serve the pythd JSON-RPC API for publishers (true or false)")
+    rpc_host: str = Field("127.0.0.1", description="Host of the pythd JSON-RPC WebSocket (local only by default)")
+    rpc_port: int = Field(8910, ge=0, le=65535, description="Port of the pythd JSON-RPC WebSocket")
+    products: Path | None = Field(None, description="JSON file of local products that publishers price")
+    rpc_publisher: Annotated[list[str], NoDecode] = Field(
+        [], description="A permitted publisher, KEY or KEY:SECRET (repeatable; none: one local publisher)")
+    slot_interval: float = Field(0.4, gt=0, description="Seconds per slot of the local oracle's slot clock")
+    publish_interval: float = Field(1.0, gt=0, description="Seconds between notify_price_sched to publishers")
+    products_reload_interval: float = Field(2.0, gt=0, description="Seconds between checks of the products file")
 
-    @field_validator("source", "pyth_sse_url", "feeds", mode="before")
+    @field_validator("source", "pyth_sse_url", "feeds", "rpc_publisher", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         """Accept ``sim,hermes`` from the environment or a file as well as a list."""
@@ -73,6 +82,14 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("rpc_publisher")
+    @classmethod
+    def _valid_publishers(cls, value: list[str]) -> list[str]:
+        from .faces.jsonrpc import parse_publishers
+
+        parse_publishers(value)  # raises ValueError with what is wrong
+        return value
 
     @field_validator("source")
     @classmethod

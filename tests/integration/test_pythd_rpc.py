@@ -1,0 +1,329 @@
+"""The pythd JSON-RPC API over real sockets, with the clients pythd's publishers use.
+
+An in-process assembly (hub, local oracle on a fast wall-clock slot clock, the
+pythd listener and the seed-000 listener, each on a free port) stands in for
+the service. Every wait is on a condition or the next slot, with a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from jsonrpc_base import ProtocolError
+from jsonrpc_websocket import Server
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from pricefeed.accounts import DEFAULT_PUBLISHER, derive_key, feed_id_of, price_account_of, product_account_of
+from pricefeed.faces.jsonrpc import PythdApi, create_rpc_server
+from pricefeed.faces.simple_ws import Limits, SimpleWsCodec, SimpleWsSession
+from pricefeed.hub import Hub
+from pricefeed.model import Feed, PriceUpdate, now_us
+from pricefeed.sources.publishers import LocalOracle, ProductSpec, SlotClock
+from pricefeed.websocket import WebSocketServer
+
+A, B, C, D = (derive_key("publisher", name) for name in "ABCD")
+DEMO = ProductSpec(symbol="Crypto.DEMO/USD", exponent=-5, publishers=(DEFAULT_PUBLISHER,))
+DEMO2 = ProductSpec(symbol="Crypto.DEMO2/USD", exponent=-3, publishers=(DEFAULT_PUBLISHER,))
+TRIO = ProductSpec(symbol="Crypto.TRIO/USD", exponent=-3, publishers=(A, B, C), min_pub=2)
+UPSTREAM = Feed("e62df6c8b4a85fe1a67db44dc12de5db330f7ac66b72dc658afedf0f4a415b43", "Crypto.BTC/USD", -8, "hermes",
+                {"asset_type": "Crypto"})
+TIMEOUT = 5.0
+
+
+class Assembly:
+    """Hub + local oracle + pythd listener + seed-000 listener on free ports."""
+
+    def __init__(self, publishers: dict[str, str | None], slot_s: float) -> None:
+        self.hub = Hub()
+        self.hub.add_feeds([UPSTREAM])
+        self.clock = SlotClock(slot_s)
+        self.oracle = LocalOracle(self.hub, products=[DEMO, DEMO2, TRIO], slot_clock=self.clock)
+        self.api = PythdApi.create(self.hub, self.oracle, publishers, publish_interval_s=0.05)
+        self.rpc = create_rpc_server(self.api)
+        self.seed000 = WebSocketServer("seed-000", SimpleWsCodec(),
+                                       lambda conn: SimpleWsSession(self.hub, conn, conn.client_id, Limits()))
+
+    async def start(self) -> Assembly:
+        await self.oracle.start()
+        await self.rpc.start("127.0.0.1", 0)
+        await self.seed000.start("127.0.0.1", 0)
+        return self
+
+    async def stop(self) -> None:
+        await self.rpc.close()
+        await self.seed000.close()
+        await self.oracle.stop()
+        self.api.notifier.close()
+
+    def url(self, query: str = "") -> str:
+        return f"ws://127.0.0.1:{self.rpc.port}/{query}"
+
+    async def next_slot(self) -> None:
+        """Return once the slot clock has moved on (sleeping exactly to the boundary)."""
+        current = self.clock.now()
+        while self.clock.now() <= current:
+            await asyncio.sleep(max(0.0, (current + 1) * self.clock.interval_s - time.time()) + 0.001)
+
+
+async def assembled(publishers: dict[str, str | None], slot_s: float) -> AsyncIterator[Assembly]:
+    assembly = await Assembly(publishers, slot_s).start()
+    try:
+        yield assembly
+    finally:
+        await assembly.stop()
+
+
+@pytest.fixture
+async def local() -> AsyncIterator[Assembly]:
+    """No publishers configured: every connection is the one local publisher, as pythd is."""
+    async for assembly in assembled({}, slot_s=0.05):
+        yield assembly
+
+
+@pytest.fixture
+async def configured() -> AsyncIterator[Assembly]:
+    """Four configured publishers (A with a secret), a fast 10 ms slot clock."""
+    async for assembly in assembled({A: "secret-a", B: None, C: None, D: None}, slot_s=0.01):
+        yield assembly
+
+
+async def until(condition: Callable[[], Awaitable[bool]], timeout: float = TIMEOUT) -> None:
+    async def poll() -> None:
+        while not await condition():
+            await asyncio.sleep(0.005)
+
+    await asyncio.wait_for(poll(), timeout)
+
+
+async def jsonrpc_server(url: str) -> Server:
+    server = Server(url, timeout=TIMEOUT)
+    await server.ws_connect()
+    return server
+
+
+async def rpc(ws: ClientConnection, request: Any) -> Any:
+    await ws.send(json.dumps(request))
+    return json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+
+
+def request(method: str, params: Any = None, request_id: Any = 1) -> dict[str, Any]:
+    message: dict[str, Any] = {"jsonrpc": "2.0", "method": method, "id": request_id}
+    if params is not None:
+        message["params"] = params
+    return message
+
+
+def update(account: str, price: int, conf: int, request_id: Any = 1, status: str = "trading") -> dict[str, Any]:
+    return request("update_price", {"account": account, "price": price, "conf": conf, "status": status}, request_id)
+
+
+# -- jsonrpc-websocket, the client of pyth-agent's integration tests ----------------------------
+
+
+async def test_update_price_then_get_product_reads_the_aggregate_one_slot_later(local: Assembly) -> None:
+    server = await jsonrpc_server(local.url())
+    try:
+        products = await server.get_all_products()
+        demo = next(p for p in products if p["attr_dict"]["symbol"] == "Crypto.DEMO/USD")
+        account = demo["price_accounts"][0]["account"]
+        assert await server.update_price(account=account, price=42, conf=2, status="trading") == 0
+        await local.next_slot()
+        assert await server.update_price(account=account, price=81, conf=1, status="trading") == 0
+        price_account = (await server.get_product(account=demo["account"]))["price_accounts"][0]
+        assert (price_account["price"], price_account["conf"], price_account["status"]) == (42, 2, "trading")
+        assert price_account["publisher_accounts"][0]["account"] == DEFAULT_PUBLISHER
+    finally:
+        await server.close()
+
+
+async def test_subscribe_price_sched_drives_a_publisher_loop(local: Assembly) -> None:
+    server = await jsonrpc_server(local.url())
+    sent: list[int] = []
+    aggregates: list[dict[str, Any]] = []
+    account = price_account_of(local.oracle.products[DEMO.account].feed.id)
+
+    async def on_sched(subscription: int) -> None:  # the old example publisher's loop
+        price = 1_000_000 + len(sent)
+        sent.append(price)
+        await server.update_price(account=account, price=price, conf=100, status="trading")
+
+    async def on_price(subscription: int, result: dict[str, Any]) -> None:
+        aggregates.append(result)
+
+    server.notify_price_sched = on_sched
+    server.notify_price = on_price
+    try:
+        assert set(await server.subscribe_price_sched(account=account)) == {"subscription"}
+        await server.subscribe_price(account=account)
+
+        async def traded_twice() -> bool:
+            return sum(a["status"] == "trading" for a in aggregates) >= 2
+
+        await until(traded_twice)
+    finally:
+        await server.close()
+    trading = [a for a in aggregates if a["status"] == "trading"]
+    assert all(a["price"] in sent and a["conf"] == 100 and a["num_qt"] == 1 for a in trading)
+    assert aggregates[0]["status"] == "unknown"  # the immediate notification, before any quote
+
+
+# -- a raw websockets publisher in the style of Pyth's example publisher ---------------------------
+
+
+async def test_example_publisher_style_batches_with_one_reply_frame_each(local: Assembly) -> None:
+    async with connect(local.url()) as ws:
+        listing = await rpc(ws, {"id": 1, "method": "get_product_list", "params": [], "jsonrpc": "2.0"})
+        accounts = {p["attr_dict"]["symbol"]: p["price"][0]["account"] for p in listing["result"]}
+        assert listing["id"] == 1 and accounts["Crypto.DEMO/USD"] == DEMO.account
+        batch = [update(accounts["Crypto.DEMO/USD"], 4_200_000, 100, 2),
+                 update(accounts["Crypto.DEMO2/USD"], 42_000, 10, 3)]
+        assert await rpc(ws, batch) == [{"jsonrpc": "2.0", "result": 0, "id": 2},
+                                        {"jsonrpc": "2.0", "result": 0, "id": 3}]
+        assert await rpc(ws, []) == []
+        await local.next_slot()
+        await rpc(ws, batch)
+        # No unsolicited frame came in between: the next frame is this request's own reply.
+        reply = await rpc(ws, request("get_product", {"account": product_account_of(DEMO.account)}, 4))
+    assert reply["id"] == 4
+    assert reply["result"]["price_accounts"][0]["price"] == 4_200_000
+
+
+async def test_seed000_client_sees_the_aggregate_live(local: Assembly) -> None:
+    feed_id = feed_id_of(DEMO.account)
+    async with connect(f"ws://127.0.0.1:{local.seed000.port}") as client, connect(local.url()) as publisher:
+        await client.recv()  # connection_established
+        await client.send(json.dumps({"type": "subscribe", "feed_id": feed_id}))
+        assert json.loads(await client.recv())["type"] == "subscription_confirmed"
+        await rpc(publisher, update(DEMO.account, 4_200_000, 100))
+        await local.next_slot()
+        await rpc(publisher, update(DEMO.account, 4_300_000, 100))
+        message = json.loads(await asyncio.wait_for(client.recv(), TIMEOUT))
+    assert message["type"] == "price_update"
+    assert message["data"]["id"] == feed_id
+    assert (message["data"]["price"], message["data"]["conf"], message["data"]["status"]) == (42.0, 0.001, "trading")
+
+
+# -- three publishers on one product -----------------------------------------------------------------
+
+
+async def test_three_publishers_aggregate_then_a_stale_one_drops_out(configured: Assembly) -> None:
+    urls = {A: configured.url(f"?publisher={A}&secret=secret-a"), B: configured.url(f"?publisher={B}"),
+            C: configured.url(f"?publisher={C}")}
+    quotes = {A: (100_000, 10_000), B: (200_000, 20_000), C: (300_000, 30_000)}
+    async with connect(urls[A]) as a, connect(urls[B]) as b, connect(urls[C]) as c, connect(configured.url()) as reader:
+        sockets = {A: a, B: b, C: c}
+
+        async def publish_round(who: tuple[str, ...]) -> dict[str, Any]:
+            await configured.next_slot()
+            for key in who:
+                assert (await rpc(sockets[key], update(TRIO.account, *quotes[key])))["result"] == 0
+            reply = await rpc(reader, request("get_product", {"account": product_account_of(TRIO.account)}))
+            return dict(reply["result"]["price_accounts"][0])
+
+        async def rounds_until(who: tuple[str, ...], done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+            async def run() -> dict[str, Any]:
+                while not done(account := await publish_round(who)):
+                    pass
+                return account
+
+            return await asyncio.wait_for(run(), TIMEOUT)
+
+        def all_three_voted(acc: dict[str, Any]) -> bool:
+            voted = [p["price"] for p in acc["publisher_accounts"]]
+            return acc["status"] == "trading" and voted == [100_000, 200_000, 300_000]
+
+        everyone = await rounds_until((A, B, C), all_three_voted)
+        assert (everyone["price"], everyone["conf"]) == (200_000, 90_000)
+
+        slot_c_stopped = configured.clock.now()
+        two = await rounds_until((A, B), lambda acc: acc["price"] != 200_000)
+        assert (two["price"], two["conf"], two["status"]) == (145_000, 55_000, "trading")
+        assert two["pub_slot"] - two["publisher_accounts"][2]["slot"] > 25  # C's quote is still shown, but stale
+        assert configured.clock.now() - slot_c_stopped > 25
+
+        alone = await rounds_until((A,), lambda acc: acc["status"] != "trading")
+        assert (alone["status"], alone["price"], alone["conf"]) == ("unknown", 145_000, 55_000)  # min_pub 2
+
+
+async def test_unpermitted_and_unknown_publishers_are_refused(configured: Assembly,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    async with connect(configured.url(f"?publisher={D}")) as d:
+        reply = await rpc(d, update(TRIO.account, 1_000, 10, "d"))
+        assert reply["id"] == "d" and reply["error"]["code"] == -32001 and D in reply["error"]["message"]
+        assert (await rpc(d, request("get_product_list")))["id"] == 1  # the connection goes on
+    assert any(D in record.getMessage() for record in caplog.records)
+    assert D not in configured.oracle.products[TRIO.account].state.components
+    async with connect(configured.url(f"?publisher={A}&secret=wrong")) as wrong:
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(wrong.recv(), TIMEOUT)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+
+
+async def test_jsonrpc_websocket_sees_refusals_as_protocol_errors(configured: Assembly) -> None:
+    server = await jsonrpc_server(configured.url(f"?publisher={D}"))
+    try:
+        with pytest.raises(ProtocolError) as refused:
+            await server.update_price(account=TRIO.account, price=1, conf=1, status="trading")
+        assert refused.value.args[0] == -32001  # ProtocolError(code, message, data)
+        with pytest.raises(ProtocolError) as read_only:
+            await server.update_price(account=price_account_of(UPSTREAM.id), price=1, conf=1, status="trading")
+        assert read_only.value.args[0] == -32001 and "read-only" in read_only.value.args[1]
+    finally:
+        await server.close()
+
+
+# -- upstream feeds, bad input, connection life -------------------------------------------------------
+
+
+async def test_upstream_feed_is_readable_and_subscribable(local: Assembly) -> None:
+    account = price_account_of(UPSTREAM.id)
+    async with connect(local.url()) as ws:
+        product = await rpc(ws, request("get_product", {"account": product_account_of(account)}))
+        assert product["result"]["attr_dict"]["symbol"] == "Crypto.BTC/USD"
+        assert (await rpc(ws, request("subscribe_price", {"account": account}, 2)))["result"]["subscription"] >= 1
+        assert json.loads(await ws.recv())["method"] == "notify_price"  # the current price, right away
+        local.hub.publish(PriceUpdate(UPSTREAM.id, 9_500_000_000_000, 4_000_000, -8, now_us(), 9_400_000_000_000,
+                                      3_000_000, slot=123))
+        notification = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+    assert notification["params"]["result"]["price"] == 9_500_000_000_000
+    assert notification["params"]["result"]["pub_slot"] == 123
+
+
+@pytest.mark.parametrize(("frame", "code"), [
+    ("{oops", -32700),
+    ("42", -32600),
+    ('{"jsonrpc":"2.0","id":9}', -32600),
+    ('{"jsonrpc":"2.0","method":"wrong_method","id":9}', -32601),
+    ('{"jsonrpc":"2.0","method":"update_price","params":{},"id":9}', -32602),
+    ('{"jsonrpc":"2.0","method":"update_price","params":{"account":"x","price":1,"conf":1,"status":"trading"},'
+     '"id":9}', -32602),
+    ('{"jsonrpc":"2.0","method":"get_product","params":{"account":"' + derive_key("none") + '"},"id":9}', -32000),
+])
+async def test_every_bad_input_gets_its_error_and_the_connection_goes_on(local: Assembly, frame: str,
+                                                                         code: int) -> None:
+    async with connect(local.url()) as ws:
+        await ws.send(bytes(range(32)))  # a binary frame: ignored, no reply
+        await ws.send(frame)
+        reply = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+        assert reply["error"]["code"] == code and reply["error"]["message"]
+        await ws.send(json.dumps({"jsonrpc": "2.0", "method": "get_product_list"}))  # no id: run, not answered
+        assert (await rpc(ws, request("get_product_list", [], "after")))["id"] == "after"
+
+
+async def test_a_subscription_ends_when_its_connection_closes(local: Assembly) -> None:
+    async with connect(local.url()) as ws:
+        await rpc(ws, request("subscribe_price_sched", {"account": DEMO.account}))
+        assert json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))["method"] == "notify_price_sched"
+        await rpc(ws, request("subscribe_price", {"account": DEMO.account}, 2))
+        assert local.api.notifier.subscription_count() == 2
+
+    async def none_left() -> bool:
+        return local.api.notifier.subscription_count() == 0
+
+    await until(none_left)

@@ -1,0 +1,122 @@
+"""The local oracle: products file, permissions, slot clock, and what it publishes to the hub."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from pricefeed.accounts import DEFAULT_PUBLISHER, derive_key, feed_id_of
+from pricefeed.hub import Hub
+from pricefeed.model import Status
+from pricefeed.sources.publishers import (
+    LocalOracle,
+    NotPermitted,
+    ProductsFileError,
+    ProductSpec,
+    SlotClock,
+    UnknownAccount,
+    load_products,
+)
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "products.json"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def spec(symbol: str = "Crypto.X/USD", **extra: object) -> dict[str, object]:
+    return {"symbol": symbol, "exponent": -2, "publishers": [DEFAULT_PUBLISHER], **extra}
+
+
+def test_the_example_products_file_has_a_product_for_the_default_publisher() -> None:
+    products = load_products(EXAMPLE)
+    assert any(DEFAULT_PUBLISHER in p.publishers for p in products)
+
+
+@pytest.mark.parametrize(("content", "fragment"), [
+    ("{nope", "not valid JSON"),
+    (json.dumps({"products": [{"symbol": "X"}]}), "products.0.exponent"),
+    (json.dumps([spec(publishers=["short"])]), "invalid account key"),
+    (json.dumps([spec(), spec()]), "price account used twice"),
+    (json.dumps({"products": [spec(colour="red")]}), "colour"),
+])
+def test_bad_products_files_say_what_is_wrong(tmp_path: Path, content: str, fragment: str) -> None:
+    path = tmp_path / "products.json"
+    path.write_text(content)
+    with pytest.raises(ProductsFileError, match="products file") as error:
+        load_products(path)
+    assert fragment in str(error.value)
+
+
+def test_missing_products_file(tmp_path: Path) -> None:
+    with pytest.raises(ProductsFileError, match="No such file"):
+        load_products(tmp_path / "absent.json")
+
+
+async def test_products_can_be_added_while_running(tmp_path: Path) -> None:
+    path = tmp_path / "products.json"
+    path.write_text(json.dumps([spec("Crypto.X/USD")]))
+    hub = Hub()
+    oracle = LocalOracle(hub, products_file=path, reload_interval_s=0.01)
+    await oracle.start()
+    try:
+        assert [p.spec.symbol for p in oracle.products.values()] == ["Crypto.X/USD"]
+        path.write_text(json.dumps([spec("Crypto.X/USD", min_pub=2), spec("Crypto.Y/USD")]))
+
+        async def added() -> None:
+            while len(oracle.products) < 2:
+                await asyncio.sleep(0.005)
+
+        await asyncio.wait_for(added(), 2.0)
+        symbols = {p.spec.symbol: p for p in oracle.products.values()}
+        assert symbols["Crypto.X/USD"].state.min_pub == 2
+        assert feed_id_of(symbols["Crypto.Y/USD"].price_account) in hub.feeds
+    finally:
+        await oracle.stop()
+
+
+async def test_aggregates_reach_the_hub_and_unknown_keeps_the_last_good_price() -> None:
+    hub, clock = Hub(), Clock()
+    product = ProductSpec(symbol="Crypto.X/USD", exponent=-2, publishers=(DEFAULT_PUBLISHER,))
+    oracle = LocalOracle(hub, products=[product], slot_clock=SlotClock(1.0, clock))
+    feed_id = feed_id_of(product.account)
+    oracle.quote(DEFAULT_PUBLISHER, product.account, 1000, 10, Status.TRADING)
+    clock.t += 1
+    oracle.quote(DEFAULT_PUBLISHER, product.account, 1100, 10, Status.TRADING)
+    await asyncio.sleep(0)
+    first = hub.latest[feed_id]
+    assert (first.price, first.conf, first.expo, first.status, first.slot) == (1000, 10, -2, Status.TRADING, 101)
+    clock.t += 30  # the stored quote is now 30 slots old
+    oracle.quote(DEFAULT_PUBLISHER, product.account, 1200, 10, Status.TRADING)
+    await asyncio.sleep(0)
+    unknown = hub.latest[feed_id]
+    assert (unknown.price, unknown.publish_time_us, unknown.status, unknown.slot) == (
+        1000, first.publish_time_us, Status.UNKNOWN, 131)
+
+
+def test_quotes_are_refused_for_unknown_accounts_and_unpermitted_publishers() -> None:
+    oracle = LocalOracle(Hub(), products=[ProductSpec(symbol="Crypto.X/USD", exponent=-2,
+                                                      publishers=(DEFAULT_PUBLISHER,))])
+    with pytest.raises(UnknownAccount):
+        oracle.quote(DEFAULT_PUBLISHER, derive_key("nothing"), 1, 1, Status.TRADING)
+    with pytest.raises(NotPermitted, match="not permitted"):
+        oracle.quote(derive_key("stranger"), next(iter(oracle.products)), 1, 1, Status.TRADING)
+    assert oracle.refused == 1
+
+
+def test_slot_clock_counts_from_the_epoch_and_never_goes_back() -> None:
+    clock = Clock()
+    slots = SlotClock(0.4, clock)
+    assert slots.now() == 250
+    clock.t = 50.0
+    assert slots.now() == 250
+    clock.t = 100.4
+    assert slots.now() == 251
