@@ -7,6 +7,7 @@ Routes, parameters, status codes and text/plain error bodies follow Hermes
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import orjson
@@ -32,6 +33,23 @@ if TYPE_CHECKING:
     from ..app import App
 
 JSON = "application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class UpdatesQuery:
+    """The query every ``/v2/updates/price/...`` endpoint takes."""
+
+    ids: list[FeedId]
+    encoding: str
+    parsed: bool
+    ignore_invalid: bool
+
+    @classmethod
+    def of(cls, request: Request) -> UpdatesQuery:
+        params = request.query_params
+        return cls(ids=parse_ids(params.multi_items()), encoding=parse_encoding(params.get("encoding")),
+                   parsed=parse_bool(params.get("parsed"), True),
+                   ignore_invalid=parse_bool(params.get("ignore_invalid_price_ids"), False))
 
 
 def create_hermes_router(app: App) -> APIRouter:
@@ -70,31 +88,23 @@ def create_hermes_router(app: App) -> APIRouter:
     @router.get("/v2/updates/price/latest", summary="Latest price updates (Hermes)")
     @hermes_errors
     async def latest(request: Request) -> Response:
-        params = request.query_params
-        ids = parse_ids(params.multi_items())
-        encoding = parse_encoding(params.get("encoding"))
-        parsed = parse_bool(params.get("parsed"), True)
-        ignore_invalid = parse_bool(params.get("ignore_invalid_price_ids"), False)
-        updates, missing = resolve(ids, ignore_invalid)
+        query = UpdatesQuery.of(request)
+        updates, missing = resolve(query.ids, query.ignore_invalid)
         if missing:
             return PlainTextResponse(not_found(missing), status_code=404)
-        return Response(price_update_body(updates, encoding=encoding, parsed=parsed), media_type=JSON)
+        return Response(price_update_body(updates, encoding=query.encoding, parsed=query.parsed), media_type=JSON)
 
     @router.get("/v2/updates/price/stream", summary="Price updates as Server-Sent Events (Hermes)")
     @hermes_errors
     async def stream(request: Request) -> Response:
-        params = request.query_params
-        ids = parse_ids(params.multi_items())
-        encoding = parse_encoding(params.get("encoding"))
-        parsed = parse_bool(params.get("parsed"), True)
-        parse_bool(params.get("allow_unordered"), False)  # we never deliver out of order anyway
-        benchmarks_only = parse_bool(params.get("benchmarks_only"), False)
-        ignore_invalid = parse_bool(params.get("ignore_invalid_price_ids"), False)
-        unknown = [i for i in ids if i not in hub.feeds]
-        if unknown and not ignore_invalid:
+        query = UpdatesQuery.of(request)
+        parse_bool(request.query_params.get("allow_unordered"), False)  # we never deliver out of order anyway
+        benchmarks_only = parse_bool(request.query_params.get("benchmarks_only"), False)
+        unknown = [i for i in query.ids if i not in hub.feeds]
+        if unknown and not query.ignore_invalid:
             return PlainTextResponse(not_found(unknown), status_code=404)
-        known = [i for i in ids if i in hub.feeds]
-        return price_stream(hub, known, encoding=encoding, parsed=parsed, benchmarks_only=benchmarks_only)
+        known = [i for i in query.ids if i in hub.feeds]
+        return price_stream(hub, known, encoding=query.encoding, parsed=query.parsed, benchmarks_only=benchmarks_only)
 
     @router.get("/v2/updates/price/{publish_time}", summary="Price updates at or after a time (Hermes)")
     @hermes_errors
@@ -104,19 +114,15 @@ def create_hermes_router(app: App) -> APIRouter:
             publish_time = int(raw)
         except ValueError:
             return PlainTextResponse(f"Invalid URL: Cannot parse `{raw}` to a `i64`", status_code=400)
-        params = request.query_params
-        ids = parse_ids(params.multi_items())
-        encoding = parse_encoding(params.get("encoding"))
-        parsed = parse_bool(params.get("parsed"), True)
-        ignore_invalid = parse_bool(params.get("ignore_invalid_price_ids"), False)
-        unknown = [i for i in ids if i not in hub.feeds]
-        if unknown and not ignore_invalid:
+        query = UpdatesQuery.of(request)
+        unknown = [i for i in query.ids if i not in hub.feeds]
+        if unknown and not query.ignore_invalid:
             return PlainTextResponse(not_found(unknown), status_code=404)
-        updates = [app.history.first_at_or_after(i, publish_time) for i in ids if i in hub.feeds]
+        updates = [app.history.first_at_or_after(i, publish_time) for i in query.ids if i in hub.feeds]
         if any(u is None for u in updates):
             return PlainTextResponse("Update data not found", status_code=404)
         found = [u for u in updates if u is not None]
-        return Response(price_update_body(found, encoding=encoding, parsed=parsed), media_type=JSON)
+        return Response(price_update_body(found, encoding=query.encoding, parsed=query.parsed), media_type=JSON)
 
     @router.get("/api/price_feed_ids", summary="Feed ids (Hermes, legacy)")
     async def price_feed_ids() -> Response:

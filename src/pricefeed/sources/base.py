@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import abc
+import asyncio
 import enum
 import logging
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 from ..hub import Hub
@@ -35,14 +37,23 @@ class Source(abc.ABC):
         self.reconnects = 0
         self.updates = RateMeter()
         self._last_message_at: float | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     @abc.abstractmethod
     async def start(self) -> None:
         """Begin feeding the hub; returns once running (work continues in tasks)."""
 
-    @abc.abstractmethod
+    def spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Run ``work`` in a task that :meth:`stop` cancels."""
+        self._tasks.append(asyncio.create_task(work, name=name))
+
     async def stop(self) -> None:
-        """Stop all work and close upstream connections."""
+        """Stop all work (the tasks started with :meth:`spawn`)."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        self.set_state(SourceState.STOPPED)
 
     def set_state(self, state: SourceState, error: str | None = None) -> None:
         if error is not None:

@@ -163,7 +163,6 @@ class LocalOracle(Source):
         self._listeners: list[AggregateListener] = []
         self._warned: set[tuple[str, str]] = set()
         self._file_stamp: tuple[float, int] | None = None
-        self._task: asyncio.Task[None] | None = None
         self.add_products(products)
 
     # -- products -------------------------------------------------------
@@ -265,14 +264,8 @@ class LocalOracle(Source):
         self.reload()
         self.hub.add_feeds(p.feed for p in self.products.values())
         if self.products_file is not None:
-            self._task = asyncio.create_task(self._watch(), name="products-file")
+            self.spawn(self._watch(), "products-file")
         self.set_state(SourceState.CONNECTED)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        self.set_state(SourceState.STOPPED)
 
     async def _watch(self) -> None:
         while True:

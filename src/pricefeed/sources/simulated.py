@@ -58,7 +58,6 @@ class SimulatedMarket(Source):
         self.interval_s = interval_s
         self._rng = random.Random(seed)
         self._walkers = [self._walker(known) for known in simulated_feeds(feed_count)]
-        self._task: asyncio.Task[None] | None = None
         self._slot = 0
 
     def _walker(self, known: KnownFeed) -> _Walker:
@@ -76,14 +75,8 @@ class SimulatedMarket(Source):
     async def start(self) -> None:
         self.hub.add_feeds(self.feeds)
         self._resume_from_hub()
-        self._task = asyncio.create_task(self._run(), name="sim-market")
+        self.spawn(self._run(), "sim-market")
         self.set_state(SourceState.CONNECTED)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        self.set_state(SourceState.STOPPED)
 
     def _resume_from_hub(self) -> None:
         """Continue each walk from the last known price, so a restart does not jump."""
