@@ -8,12 +8,13 @@ import asyncio
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, get_origin
 
 from . import __version__
 from .config import ConfigError, Settings, load_settings, option_name
 
-COMMANDS = ("serve",)
+COMMANDS = ("serve", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +31,23 @@ def build_parser() -> argparse.ArgumentParser:
         serve.add_argument(option_name(name), dest=name, metavar=name.split("_")[-1].upper(),
                            action="append" if repeatable else "store", default=None,
                            help=f"{field.description} (default: {shown})")
+    bench = commands.add_parser("bench", help="measure throughput, latency and memory against two baselines",
+                                description=_bench().__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _bench().add_arguments(bench)
     return parser
+
+
+def _bench() -> Any:
+    """The benchmark harness, which lives in ``benchmarks/`` beside ``src/`` in a checkout."""
+    try:
+        import benchmarks.cli as bench
+    except ImportError:
+        root = Path(__file__).resolve().parents[2]
+        if not (root / "benchmarks" / "cli.py").exists():
+            raise SystemExit("pricefeed bench needs a source checkout (benchmarks/ next to src/)") from None
+        sys.path.insert(0, str(root))
+        import benchmarks.cli as bench
+    return bench
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -39,6 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.insert(0, "serve")
     parser = build_parser()
     namespace = parser.parse_args(args)
+    if namespace.command == "bench":
+        return int(_bench().run(namespace))
     values: dict[str, Any] = {k: v for k, v in vars(namespace).items() if k != "command"}
     try:
         settings = load_settings(values)

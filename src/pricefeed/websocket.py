@@ -251,7 +251,9 @@ class WebSocketServer:
             new_connection, host, port,
             max_frame_size=self.limits.max_message_bytes,
             enable_auto_ping=True, auto_ping_idle_timeout=20, auto_ping_reply_timeout=20,
-            websocket_handshake_timeout=5)
+            websocket_handshake_timeout=5,
+            # Client messages are small; picows grows the buffer when one is not (default 16 KiB per connection).
+            read_buffer_init_size=2048)
         log.info("%s listening on ws://%s:%d", self.name, host, self.port)
 
     @property

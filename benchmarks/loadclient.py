@@ -1,0 +1,226 @@
+"""A load client process: many picows connections on uvloop, driven by the harness over stdin/stdout.
+
+It opens ``--connections`` WebSocket connections, subscribes each to its feeds with the seed-000
+``subscribe_multiple`` message and waits for every ``subscription_confirmed``, then prints
+``{"event": "ready"}``. The harness then sends one JSON command per line:
+
+- ``{"cmd": "measure", "seconds": S}``: count frames for S seconds and reply with the counts, a latency
+  histogram, and the server's CPU and memory over the same window;
+- ``{"cmd": "slow", "feeds": [...]}``: open one more connection that subscribes and then never reads;
+- ``{"cmd": "quit"}``.
+
+Every text frame is counted (a Python attribute increment per frame, nothing else). Every
+``--sample-every``-th connection also parses each frame with orjson and records its latency: the wall
+clock after parsing minus the message's ``publish_time`` (the moment the source produced the update;
+millisecond resolution, truncated, so each sample over-states latency by 0 to 1 ms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import socket
+import sys
+import time
+from typing import Any
+
+import orjson
+from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
+
+from .common import HIST_SCALE, core_busy, cpu_jiffies, cpu_seconds, feed_ids, parse_iso_time, rss_bytes, subscriptions
+
+TEXT = WSMsgType.TEXT
+CONNECT_BATCH = 100
+
+_hist: dict[int, int] = {}
+_time_cache: dict[str, float] = {}
+_pending_confirmations = 0
+_all_confirmed: asyncio.Event | None = None
+closed_connections = 0
+
+
+def _confirmed() -> None:
+    global _pending_confirmations
+    _pending_confirmations -= 1
+    if _pending_confirmations == 0 and _all_confirmed is not None:
+        _all_confirmed.set()
+
+
+class Counting(WSListener):
+    """Counts text frames; until its subscriptions are confirmed it also looks for the confirmations."""
+
+    def __init__(self) -> None:
+        self.frames = 0
+        self.expect = 0
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type != TEXT:
+            return
+        self.frames += 1
+        if self.expect:
+            self._setup(frame)
+
+    def _setup(self, frame: WSFrame) -> None:
+        if b'"subscription_confirmed"' in frame.get_payload_as_bytes():
+            self.expect -= 1
+            _confirmed()
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        global closed_connections
+        closed_connections += 1
+
+
+class Sampling(Counting):
+    """Counts and parses every frame, recording end-to-end latency of each price update."""
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type != TEXT:
+            return
+        self.frames += 1
+        if self.expect:
+            self._setup(frame)
+            return
+        message = orjson.loads(frame.get_payload_as_bytes())
+        now = time.time()
+        data = message.get("data")
+        if data is None:
+            return
+        stamp = data["publish_time"]
+        produced = _time_cache.get(stamp)
+        if produced is None:
+            if len(_time_cache) > 10_000:
+                _time_cache.clear()
+            produced = _time_cache[stamp] = parse_iso_time(stamp)
+        key = int((now - produced) * 1000.0 * HIST_SCALE)
+        if key < 0:
+            key = 0
+        _hist[key] = _hist.get(key, 0) + 1
+
+
+class Slow(WSListener):
+    """A connection that never reads (its reading is paused right after the handshake)."""
+
+
+def _small_buffer_socket_factory(rcvbuf: int) -> Any:
+    async def factory(parsed_url: Any) -> socket.socket:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, (parsed_url.host, parsed_url.port))
+        return sock
+
+    return factory
+
+
+def _subscribe_message(feeds: list[str]) -> bytes:
+    return orjson.dumps({"type": "subscribe_multiple", "subscriptions": [{"feed_id": f} for f in feeds]})
+
+
+def _emit(event: dict[str, Any]) -> None:
+    sys.stdout.buffer.write(orjson.dumps(event) + b"\n")
+    sys.stdout.buffer.flush()
+
+
+async def _open(url: str, sampling: bool, idle: bool) -> tuple[WSTransport, Counting]:
+    transport, listener = await ws_connect(Sampling if sampling else Counting, url,
+                                           read_buffer_init_size=1024 if idle else 16384,
+                                           websocket_handshake_timeout=30)
+    assert isinstance(listener, Counting)
+    return transport, listener
+
+
+async def main(args: argparse.Namespace) -> None:
+    global _pending_confirmations, _all_confirmed
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    started = time.monotonic()
+    all_subs = [] if args.idle else subscriptions(feed_ids(args.feeds), args.first_client, args.connections,
+                                                  args.per_client, args.seed)
+    _all_confirmed = asyncio.Event()
+    _pending_confirmations = sum(len(s) for s in all_subs)
+    if _pending_confirmations == 0:
+        _all_confirmed.set()
+    conns: list[tuple[WSTransport, Counting]] = []
+    for begin in range(0, args.connections, CONNECT_BATCH):
+        batch = range(begin, min(begin + CONNECT_BATCH, args.connections))
+        opened = await asyncio.gather(*(_open(args.url, (args.first_client + i) % args.sample_every == 0, args.idle)
+                                        for i in batch))
+        for i, (transport, listener) in zip(batch, opened, strict=True):
+            if all_subs:
+                listener.expect = len(all_subs[i])
+                transport.send(TEXT, _subscribe_message(all_subs[i]))
+        conns.extend(opened)
+    await asyncio.wait_for(_all_confirmed.wait(), timeout=args.setup_timeout)
+    _emit({"event": "ready", "connections": len(conns), "setup_s": round(time.monotonic() - started, 3)})
+
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    slow: list[WSTransport] = []
+    while True:
+        line = await reader.readline()
+        if not line:
+            break
+        command = orjson.loads(line)
+        if command["cmd"] == "quit":
+            break
+        if command["cmd"] == "slow":
+            transport, _ = await ws_connect(Slow, args.url, socket_factory=_small_buffer_socket_factory(4096))
+            transport.underlying_transport.pause_reading()
+            transport.send(TEXT, _subscribe_message(command["feeds"]))
+            slow.append(transport)
+            _emit({"event": "slow_opened"})
+        elif command["cmd"] == "measure":
+            _emit(await _measure(conns, float(command["seconds"]), args.server_pid))
+    for transport, _ in conns:
+        transport.disconnect()
+    for transport in slow:
+        transport.disconnect(graceful=False)
+
+
+async def _measure(conns: list[tuple[WSTransport, Counting]], seconds: float, server_pid: int) -> dict[str, Any]:
+    closed_before = closed_connections
+    frames_before = sum(listener.frames for _, listener in conns)
+    _hist.clear()
+    cpu_before, own_before, cores_before = cpu_seconds(server_pid), os.times(), cpu_jiffies()
+    started = time.monotonic()
+    await asyncio.sleep(seconds)
+    elapsed = time.monotonic() - started
+    cpu_after, own_after, cores_after = cpu_seconds(server_pid), os.times(), cpu_jiffies()
+    frames = sum(listener.frames for _, listener in conns) - frames_before
+    hist = dict(_hist)
+    return {
+        "event": "measured",
+        "elapsed_s": elapsed,
+        "frames": frames,
+        "hist": {str(k): v for k, v in hist.items()},
+        "server_cpu_s": cpu_after - cpu_before,
+        "server_rss": rss_bytes(server_pid),
+        "client_cpu_s": (own_after.user + own_after.system) - (own_before.user + own_before.system),
+        "closed_connections": closed_connections - closed_before,
+        "core_busy": {str(cpu): busy for cpu, busy in core_busy(cores_before, cores_after).items()},
+    }
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="pricefeed bench load client (driven by the harness)")
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--connections", type=int, required=True)
+    parser.add_argument("--first-client", type=int, default=0)
+    parser.add_argument("--feeds", type=int, default=100)
+    parser.add_argument("--per-client", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--sample-every", type=int, default=10)
+    parser.add_argument("--idle", action="store_true")
+    parser.add_argument("--server-pid", type=int, required=True)
+    parser.add_argument("--setup-timeout", type=float, default=30.0,
+                        help="seconds to wait for every subscription to be confirmed")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    import uvloop
+
+    uvloop.run(main(parse_args()))
