@@ -13,6 +13,7 @@ async def service(tmp_path: Path) -> AsyncIterator[ServiceProcess]:
     """The real service with the simulated market, as a user starts it."""
     svc = ServiceProcess(tmp_path / "pricefeed.db", "--source", "sim", "--seed", "7", "--sim-interval", "0.05")
     await svc.start()
+    await svc.wait_for_prices()
     try:
         yield svc
     finally:

@@ -21,6 +21,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class PortTaken(RuntimeError):
+    """Another process bound a port we had chosen."""
+
+
 class ServiceProcess:
     """``python -m pricefeed serve`` on free ports, with a private database."""
 
@@ -41,7 +45,19 @@ class ServiceProcess:
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
 
-    async def start(self, timeout_s: float = 20.0) -> ServiceProcess:
+    async def start(self, timeout_s: float = 20.0, attempts: int = 3) -> ServiceProcess:
+        """Start on free ports; a port taken between choosing and binding it means another try on new ones."""
+        for attempt in range(attempts):
+            try:
+                await self._start_once(timeout_s)
+                return self
+            except PortTaken:
+                if attempt == attempts - 1:
+                    raise
+                self.ws_port, self.api_port = free_port(), free_port()
+        return self
+
+    async def _start_once(self, timeout_s: float) -> None:
         rpc = [] if "--rpc-port" in self.args else ["--rpc-port", str(free_port())]
         cmd = [sys.executable, "-m", "pricefeed", "serve", "--host", "127.0.0.1", "--port", str(self.ws_port),
                "--api-host", "127.0.0.1", "--api-port", str(self.api_port), "--db", str(self.db),
@@ -50,7 +66,6 @@ class ServiceProcess:
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
         await self.wait_ready(timeout_s)
-        return self
 
     async def wait_ready(self, timeout_s: float) -> None:
         """Poll /health until the service answers (start-up, not data, so polling is the honest wait)."""
@@ -59,7 +74,10 @@ class ServiceProcess:
             while time.monotonic() < deadline:
                 assert self.proc is not None
                 if self.proc.poll() is not None:
-                    raise RuntimeError(f"service exited with {self.proc.returncode}:\n{self.log()}")
+                    log = self.log()
+                    if "address already in use" in log:
+                        raise PortTaken(log)
+                    raise RuntimeError(f"service exited with {self.proc.returncode}:\n{log}")
                 try:
                     if (await client.get(self.api_url + "/health", timeout=1.0)).status_code == 200:
                         return
@@ -67,6 +85,14 @@ class ServiceProcess:
                     pass
                 await asyncio.sleep(0.05)
         raise TimeoutError(f"service not ready after {timeout_s}s:\n{self.log()}")
+
+    async def wait_for_prices(self, timeout_s: float = 10.0) -> None:
+        """Wait until every feed has a price (the simulated market's first tick)."""
+        deadline = time.monotonic() + timeout_s
+        while any(f["price"] is None for f in (await self.get("/feeds")).json()):
+            if time.monotonic() > deadline:
+                raise TimeoutError("feeds still without prices")
+            await asyncio.sleep(0.02)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -95,11 +95,11 @@ class Hub:
         return self._clock() - self._last_seen.get(feed_id, -math.inf) > self.stale_after_s
 
     def status_of(self, feed_id: FeedId) -> str:
-        """What a face reports as a feed's status: ``stale``, ``unknown`` (no price yet) or Pyth's status."""
-        if self.is_stale(feed_id):
-            return "stale"
+        """What a face reports as a feed's status: ``unknown`` (no price yet), ``stale`` or Pyth's status."""
         latest = self.latest.get(feed_id)
-        return "unknown" if latest is None else str(latest.status)
+        if latest is None:
+            return "unknown"
+        return "stale" if self.is_stale(feed_id) else str(latest.status)
 
     def last_seen_age(self, feed_id: FeedId) -> float | None:
         seen = self._last_seen.get(feed_id)

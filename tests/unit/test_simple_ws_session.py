@@ -82,7 +82,7 @@ def test_available_feeds_without_prices() -> None:
     s, peer, _ = session()
     s.receive_text(b'{"type": "get_available_feeds"}')
     assert peer.sent[0]["feeds"][0] == {"id": BTC, "symbol": "BTC/USD", "price": None, "conf": None, "expo": -8,
-                                        "status": "stale"}
+                                        "status": "unknown"}
 
 
 def test_invalid_utf8_is_an_error_not_a_crash() -> None:
