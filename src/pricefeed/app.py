@@ -148,7 +148,7 @@ class App:
         reasons = [f"source {s.name} is {s.state}" + (f": {s.last_error}" if s.last_error else "")
                    for s in self.sources if not s.is_up]
         feeds = self.hub.feeds
-        stale = sum(1 for feed_id in feeds if self.hub.is_stale(feed_id))
+        stale = self.hub.stale_count()
         if feeds and stale == len(feeds):
             reasons.append(f"all {stale} feeds are stale")
         status = "stopping" if self.stopping else ("degraded" if reasons else "ok")
@@ -164,7 +164,7 @@ class App:
             "connections": len(connections),
             "subscriptions": hub.subscription_count(),
             "feeds": len(hub.feeds),
-            "stale_feeds": sum(1 for feed_id in hub.feeds if hub.is_stale(feed_id)),
+            "stale_feeds": hub.stale_count(),
             "hub": {
                 "updates_per_second": round(hub.accepted.per_second(), 2),
                 "updates_total": hub.accepted.total,

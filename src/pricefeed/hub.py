@@ -94,6 +94,9 @@ class Hub:
         """True if nothing (not even a repeat of the same price) came for ``stale_after_s``."""
         return self._clock() - self._last_seen.get(feed_id, -math.inf) > self.stale_after_s
 
+    def stale_count(self) -> int:
+        return sum(1 for feed_id in self.feeds if self.is_stale(feed_id))
+
     def status_of(self, feed_id: FeedId) -> str:
         """What a face reports as a feed's status: ``unknown`` (no price yet), ``stale`` or Pyth's status."""
         latest = self.latest.get(feed_id)

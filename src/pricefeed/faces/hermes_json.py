@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from ..model import Feed, FeedId, PriceUpdate
+from ..model import Feed, FeedId, PriceUpdate, parse_feed_id
 
 ASSET_TYPES = ("crypto", "fx", "equity", "metal", "rates", "crypto_redemption_rate", "commodities", "crypto_index",
                "crypto_nav", "eco", "kalshi")
@@ -44,7 +44,7 @@ def parse_id(text: str) -> FeedId:
     error = hex_id_error(text)
     if error is not None:
         raise query_error(error)
-    return (text[2:] if text[:2] in ("0x", "0X") else text).lower()
+    return parse_feed_id(text)
 
 
 def parse_ids(items: Iterable[tuple[str, str]], *, required: bool = True) -> list[FeedId]:

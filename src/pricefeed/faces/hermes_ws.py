@@ -16,7 +16,7 @@ import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..hub import Codec, Hub
-from ..model import Feed, FeedId, PriceUpdate
+from ..model import Feed, FeedId, PriceUpdate, parse_feed_id
 from .hermes_json import hex_id_error, price_feed
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ class HermesWsSession:
             problem = hex_id_error(raw)
             if problem is not None:
                 return error_response(problem)
-        feed_ids = list(dict.fromkeys((i[2:] if i[:2] in ("0x", "0X") else i).lower() for i in ids))
+        feed_ids = list(dict.fromkeys(parse_feed_id(i) for i in ids))  # well-formed, checked above
         if kind == "unsubscribe":
             for feed_id in feed_ids:
                 self._unsubscribe(feed_id)

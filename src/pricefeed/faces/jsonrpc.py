@@ -29,6 +29,7 @@ from ..hub import Codec, Hub
 from ..model import Feed, FeedId, PriceUpdate, Status
 from ..sources.publishers import LocalOracle, LocalProduct, NotPermitted, QuoteRejected, UnknownAccount
 from ..websocket import Connection, ConnectionLimits, WebSocketServer
+from .json_types import json_type
 from .pythd import Directory
 
 log = logging.getLogger(__name__)
@@ -366,18 +367,18 @@ class JsonRpcSession:
         """The reply to one request, or None for a notification (a request without an id)."""
         if not isinstance(request, dict):
             return _error(None, INVALID_REQUEST, f"invalid request: expected a JSON-RPC request object, "
-                                                 f"got {_kind(request)}")
+                                                 f"got {json_type(request)}")
         has_id = "id" in request
         request_id = request.get("id")
         if isinstance(request_id, bool) or not isinstance(request_id, str | int | float | None):
             return _error(None, INVALID_REQUEST, f"invalid request: \"id\" must be a string, a number or null, "
-                                                 f"got {_kind(request_id)}")
+                                                 f"got {json_type(request_id)}")
         reply_id = request_id if has_id else None
         if request.get("jsonrpc", "2.0") != "2.0":
             return _error(reply_id, INVALID_REQUEST, "invalid request: \"jsonrpc\" must be \"2.0\"")
         method = request.get("method")
         if not isinstance(method, str):
-            what = "missing \"method\"" if method is None else f"\"method\" must be a string, got {_kind(method)}"
+            what = "missing \"method\"" if method is None else f"\"method\" must be a string, got {json_type(method)}"
             return _error(reply_id, INVALID_REQUEST, f"invalid request: {what}")
         try:
             result = self._call(method, request.get("params"))
@@ -396,7 +397,7 @@ class JsonRpcSession:
                                                  f"sends, not a method")
             raise RpcError(METHOD_NOT_FOUND, f"method not found: {method!r}; expected one of {', '.join(METHODS)}")
         if params is not None and not isinstance(params, dict | list):
-            raise RpcError(INVALID_PARAMS, f"invalid params: must be an object or an array, got {_kind(params)}")
+            raise RpcError(INVALID_PARAMS, f"invalid params: must be an object or an array, got {json_type(params)}")
         return handler(params)
 
     # -- methods ------------------------------------------------------------------
@@ -522,11 +523,6 @@ def _status(value: object) -> Status:
         pass
     raise RpcError(INVALID_PARAMS, f"invalid params: status {value!r}: expected one of "
                                        f"{', '.join(s.value for s in Status)}")
-
-
-def _kind(value: object) -> str:
-    return {list: "an array", dict: "an object", str: "a string", int: "a number", float: "a number",
-            bool: "a boolean", type(None): "null"}.get(type(value), type(value).__name__)
 
 
 # -- the listener ---------------------------------------------------------------------

@@ -18,6 +18,7 @@ import orjson
 
 from ..hub import Hub, Subscriber
 from ..model import Feed, FeedId, PriceUpdate, parse_feed_id, scaled
+from .json_types import json_type
 
 WELCOME = "Connected to Pyth Price Feed Websocket Server"
 MESSAGE_TYPES = ("subscribe", "unsubscribe", "subscribe_multiple", "get_available_feeds")
@@ -110,7 +111,7 @@ class SimpleWsSession:
             self.peer.send(error(f"invalid JSON: {exc}"))
             return
         if not isinstance(message, dict):
-            self.peer.send(error(f"message must be a JSON object with a \"type\" field, got {_kind(message)}"))
+            self.peer.send(error(f"message must be a JSON object with a \"type\" field, got {json_type(message)}"))
             return
         kind = message.get("type")
         handler = self._handlers.get(kind) if isinstance(kind, str) else None
@@ -190,8 +191,3 @@ class SimpleWsSession:
             self.peer.send(error(f"unknown feed_id {feed_id}: send get_available_feeds for the list"))
             return None
         return feed_id
-
-
-def _kind(value: object) -> str:
-    return {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean",
-            type(None): "null"}.get(type(value), type(value).__name__)

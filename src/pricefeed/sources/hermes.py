@@ -563,7 +563,6 @@ class HermesSource(Source):
         self._rng = rng or random.Random()
         self._api_key = SecretStr(api_key) if isinstance(api_key, str) else api_key
         self._client: httpx.AsyncClient | None = None
-        self._tasks: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
         self._freshness: FreshnessFilter[FeedId] = FreshnessFilter()
         self._shards: list[frozenset[FeedId]] = []
@@ -607,13 +606,11 @@ class HermesSource(Source):
         self._hermes_ids = {f.id for f in self.hub.feeds.values() if f.source == self.name}
         self._resolve_configured()
         self._reconcile()
-        self._tasks = [asyncio.create_task(self._metadata_loop(), name="hermes-metadata"),
-                       asyncio.create_task(self._supervise(), name="hermes-supervisor")]
+        self.spawn(self._metadata_loop(), "hermes-metadata")
+        self.spawn(self._supervise(), "hermes-supervisor")
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await super().stop()  # the metadata and supervisor tasks first, so nothing reopens a stream
         streams = [*self._slots.values(), *self._retiring, *self._closing]
         for stream in streams:
             stream.cancel()
@@ -623,7 +620,6 @@ class HermesSource(Source):
         self._closing.clear()
         if self._client is not None:
             await self._client.aclose()
-        self.set_state(SourceState.STOPPED)
 
     def want(self, feed_ids: Iterable[str]) -> None:
         """Stream these feeds too (besides ``--feeds`` and hub subscriptions); replaces the previous call's set."""
