@@ -1,6 +1,9 @@
 """A bounded in-memory history of every feed's prices, for queries by publish time.
 
-Hermes keeps about 10 minutes (1600 slots) per feed; so do we, by age.
+Hermes keeps about 10 minutes (1600 slots) per feed; so do we, by age. Queries
+are by whole second and want the first update at or after it, so only the first
+update of each second is kept: at most 600 per feed whatever the update rate,
+which keeps memory and the garbage collector's work bounded.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ class PriceHistory:
             kept = self._updates.get(update.feed_id)
             if kept is None:
                 kept = self._updates[update.feed_id] = deque()
+            elif kept[-1].publish_time >= update.publish_time:
+                continue  # not the first of its second
             kept.append(update)
             horizon = update.publish_time_us - self.keep_us
             while kept[0].publish_time_us < horizon:
@@ -38,3 +43,7 @@ class PriceHistory:
         times = [u.publish_time for u in kept]
         index = bisect.bisect_left(times, publish_time_s)
         return kept[index] if index < len(kept) else None
+
+    def size(self) -> int:
+        """Updates kept, over all feeds."""
+        return sum(len(kept) for kept in self._updates.values())

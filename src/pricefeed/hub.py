@@ -3,11 +3,10 @@
 Sources hand updates to :meth:`Hub.publish` without waiting. The hub gathers
 whatever arrived since its last pass and runs one pass on the next loop
 iteration: it drops updates that are not newer than the feed's latest (so a
-feed never goes back in time and nothing is delivered twice), encodes each
-accepted update once per wire format, puts the frame in every subscriber's
-outbox, and then flushes each touched subscriber once, so a connection gets
-one write per pass however many updates the pass carried. Nothing here awaits
-a client.
+feed never goes back in time and nothing is delivered twice), keeps the newest
+of each feed, encodes it once per wire format, and hands every subscriber the
+frames of its feeds in one call, so a connection gets one write per pass
+however many updates the pass carried. Nothing here awaits a client.
 """
 
 from __future__ import annotations
@@ -36,11 +35,9 @@ class Subscriber(Protocol):
 
     codec: Codec
 
-    def deliver(self, feed_id: FeedId, frame: bytes) -> None:
-        """Queue a price frame (conflating with a pending one of the same feed)."""
-
-    def flush(self) -> None:
-        """Write what is queued, if the connection can take it now."""
+    def deliver(self, frames: dict[FeedId, bytes]) -> None:
+        """One pass's new frames for this subscriber, one per feed, in order; write them (or queue them,
+        conflating per feed, while the connection cannot take them)."""
 
 
 BatchListener = Callable[[list[PriceUpdate]], None]
@@ -68,7 +65,8 @@ class Hub:
         self.feeds: dict[FeedId, Feed] = {}
         self.latest: dict[FeedId, PriceUpdate] = {}
         self._last_seen: dict[FeedId, float] = {}
-        self._subscribers: dict[FeedId, set[Subscriber]] = {}
+        self._subscribers: dict[FeedId, dict[Codec, set[Subscriber]]] = {}
+        """Per feed, its subscribers grouped by wire format, so each update is encoded once per format."""
         self._pending: list[PriceUpdate] = []
         self._pass_scheduled = False
         self._listeners: list[BatchListener] = []
@@ -112,21 +110,25 @@ class Hub:
 
     def subscribe(self, feed_id: FeedId, subscriber: Subscriber) -> bool:
         """Add a subscription; False if it already existed."""
-        subs = self._subscribers.setdefault(feed_id, set())
+        subs = self._subscribers.setdefault(feed_id, {}).setdefault(subscriber.codec, set())
         if subscriber in subs:
             return False
         subs.add(subscriber)
         return True
 
     def unsubscribe(self, feed_id: FeedId, subscriber: Subscriber) -> None:
-        subs = self._subscribers.get(feed_id)
-        if subs is not None:
-            subs.discard(subscriber)
-            if not subs:
+        by_codec = self._subscribers.get(feed_id)
+        subs = None if by_codec is None else by_codec.get(subscriber.codec)
+        if by_codec is None or subs is None:
+            return
+        subs.discard(subscriber)
+        if not subs:
+            del by_codec[subscriber.codec]
+            if not by_codec:
                 del self._subscribers[feed_id]
 
     def subscription_count(self) -> int:
-        return sum(len(subs) for subs in self._subscribers.values())
+        return sum(len(subs) for by_codec in self._subscribers.values() for subs in by_codec.values())
 
     def subscribed_feeds(self) -> set[FeedId]:
         return set(self._subscribers)
@@ -151,20 +153,18 @@ class Hub:
             asyncio.get_running_loop().call_soon(self.run_pass)
 
     def run_pass(self) -> None:
-        """Accept, encode and fan out everything pending; flush each touched connection once."""
+        """Accept, encode and fan out everything pending; one ``deliver`` per touched subscriber."""
         self._pass_scheduled = False
         batch, self._pending = self._pending, []
         if not batch:
             return
         now = self._clock()
-        feeds, latest, last_seen, subscribers = self.feeds, self.latest, self._last_seen, self._subscribers
+        feeds, latest, last_seen = self.feeds, self.latest, self._last_seen
         accepted: list[PriceUpdate] = []
-        touched: set[Subscriber] = set()
-        deliveries = 0
+        newest: dict[FeedId, PriceUpdate] = {}  # within a pass only the newest price of a feed goes out
         for update in batch:
             feed_id = update.feed_id
-            feed = feeds.get(feed_id)
-            if feed is None:
+            if feed_id not in feeds:
                 self._drop_unknown(update)
                 continue
             last_seen[feed_id] = now
@@ -173,30 +173,38 @@ class Hub:
                 self.dropped_not_newer += 1
                 continue
             update.seq = previous.seq + 1 if previous is not None else 1
-            latest[feed_id] = update
+            latest[feed_id] = newest[feed_id] = update
             accepted.append(update)
-            subs = subscribers.get(feed_id)
-            if not subs:
-                continue
-            frames: dict[Codec, bytes] = {}
-            for sub in subs:
-                codec = sub.codec
-                frame = frames.get(codec)
-                if frame is None:
-                    frame = frames[codec] = codec.encode_update(update, feed)
-                sub.deliver(feed_id, frame)
-            deliveries += len(subs)
-            touched.update(subs)
-        for sub in touched:
-            try:
-                sub.flush()
-            except Exception:  # one broken connection must not stop the pass
-                log.exception("flush failed for %r", sub)
+        self._fan_out(newest)
         self.accepted.add(len(accepted))
-        self.deliveries.add(deliveries)
         if accepted:
             for listener in self._listeners:
                 listener(accepted)
+
+    def _fan_out(self, newest: dict[FeedId, PriceUpdate]) -> None:
+        # The innermost loop runs once per delivery: two dict operations, no call.
+        feeds, subscribers = self.feeds, self._subscribers
+        per_subscriber: dict[Subscriber, dict[FeedId, bytes]] = {}
+        deliveries = 0
+        for feed_id, update in newest.items():
+            by_codec = subscribers.get(feed_id)
+            if not by_codec:
+                continue
+            for codec, subs in by_codec.items():
+                frame = codec.encode_update(update, feeds[feed_id])
+                for sub in subs:
+                    frames = per_subscriber.get(sub)
+                    if frames is None:
+                        per_subscriber[sub] = {feed_id: frame}
+                    else:
+                        frames[feed_id] = frame
+                deliveries += len(subs)
+        for sub, frames in per_subscriber.items():
+            try:
+                sub.deliver(frames)
+            except Exception:  # one broken connection must not stop the pass
+                log.exception("delivery failed for %r", sub)
+        self.deliveries.add(deliveries)
 
     def _drop_unknown(self, update: PriceUpdate) -> None:
         self.dropped_unknown_feed += 1

@@ -150,8 +150,14 @@ class Connection(WSListener):
 
     # -- the peer interface (faces and hub) ----------------------------------
 
-    def deliver(self, feed_id: FeedId, frame_bytes: bytes) -> None:
-        self.outbox.put(feed_id, frame_bytes)
+    def deliver(self, frames: dict[FeedId, bytes]) -> None:
+        if self._paused_since is None and not self.outbox and self.transport is not None and not self._closing:
+            # The common case, kept to one write: nothing is queued and the socket takes data.
+            self.transport.underlying_transport.write(b"".join(frames.values()))
+            return
+        for feed_id, frame_bytes in frames.items():
+            self.outbox.put(feed_id, frame_bytes)
+        self.flush()
 
     def send(self, payload: bytes) -> None:
         self.outbox.put_control(frame(payload))

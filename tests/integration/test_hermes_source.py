@@ -48,36 +48,48 @@ WAIT = 5.0
 # -- what a client sees --------------------------------------------------------
 
 
-class _RecordingCodec:
+def _as_message(update: PriceUpdate) -> dict[str, Any]:
+    return {"feed_id": update.feed_id, "price": update.price, "conf": update.conf, "expo": update.expo,
+            "ema_price": update.ema_price, "ema_conf": update.ema_conf, "publish_time_us": update.publish_time_us,
+            "prev_publish_time_us": update.prev_publish_time_us, "slot": update.slot, "seq": update.seq,
+            "source": update.source}
+
+
+class _UnusedCodec:
     def encode_update(self, update: PriceUpdate, feed: Feed) -> bytes:
-        return orjson.dumps({"feed_id": update.feed_id, "price": update.price, "conf": update.conf,
-                             "expo": update.expo, "ema_price": update.ema_price, "ema_conf": update.ema_conf,
-                             "publish_time_us": update.publish_time_us,
-                             "prev_publish_time_us": update.prev_publish_time_us, "slot": update.slot,
-                             "seq": update.seq, "source": update.source})
+        return b""
 
 
 class Client:
-    """A subscriber of the hub, recording every frame it is given."""
+    """A subscriber of the hub (so the source streams its feeds), recording every update the hub accepts for them.
 
-    codec: Codec = _RecordingCodec()
+    It records from the hub's listener rather than from its deliveries because a pass conflates a feed's
+    updates to the newest, and these tests are about each update the source hands over.
+    """
+
+    codec: Codec = _UnusedCodec()
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self.frames: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.seen: list[dict[str, Any]] = []
+        self._feeds: set[FeedId] = set()
+        hub.add_listener(self._accepted)
 
     def subscribe(self, *feed_ids: FeedId) -> None:
         for feed_id in feed_ids:
+            self._feeds.add(feed_id)
             self.hub.subscribe(feed_id, self)
 
-    def deliver(self, feed_id: FeedId, frame: bytes) -> None:
-        message = orjson.loads(frame)
-        self.seen.append(message)
-        self.frames.put_nowait(message)
-
-    def flush(self) -> None:
+    def deliver(self, frames: dict[FeedId, bytes]) -> None:
         pass
+
+    def _accepted(self, updates: list[PriceUpdate]) -> None:
+        for update in updates:
+            if update.feed_id in self._feeds:
+                message = _as_message(update)
+                self.seen.append(message)
+                self.frames.put_nowait(message)
 
     async def next(self, timeout: float = WAIT) -> dict[str, Any]:
         return await asyncio.wait_for(self.frames.get(), timeout)

@@ -20,15 +20,10 @@ class CountingCodec:
 class Recorder:
     def __init__(self, codec: Codec) -> None:
         self.codec = codec
-        self.pending: dict[FeedId, bytes] = {}
         self.writes: list[bytes] = []
 
-    def deliver(self, feed_id: FeedId, frame: bytes) -> None:
-        self.pending[feed_id] = frame
-
-    def flush(self) -> None:
-        self.writes.append(b"".join(self.pending.values()))
-        self.pending.clear()
+    def deliver(self, frames: dict[FeedId, bytes]) -> None:
+        self.writes.append(b"".join(frames.values()))
 
 
 def update(feed_id: str, price: int, t: int) -> PriceUpdate:
@@ -52,9 +47,9 @@ async def test_one_pass_encodes_once_per_codec_and_writes_once_per_subscriber() 
     hub.publish_many([update(A, 1, 10), update(B, 2, 10)])
     hub.publish(update(A, 3, 20))
     await asyncio.sleep(0)  # the pass runs on the next loop iteration
-    assert codec.encoded == 3 and other.encoded == 3
+    assert codec.encoded == 2 and other.encoded == 2  # only A's newest price is encoded
     for sub in subs:
-        assert sub.writes == [b"a3;b2;"]  # one write, the newest A conflated in place
+        assert sub.writes == [b"a3;b2;"]  # one write, the newest A in A's place
     assert hub.latest[A].price == 3 and hub.latest[A].seq == 2
 
 
@@ -117,7 +112,7 @@ async def test_a_failing_subscriber_does_not_stop_the_pass() -> None:
     hub = hub_with_feeds()
 
     class Broken(Recorder):
-        def flush(self) -> None:
+        def deliver(self, frames: dict[FeedId, bytes]) -> None:
             raise ConnectionError("gone")
 
     good, broken = Recorder(CountingCodec()), Broken(CountingCodec())

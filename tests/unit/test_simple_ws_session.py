@@ -28,11 +28,8 @@ class Peer:
     def discard_price(self, feed_id: FeedId) -> None:
         pass
 
-    def deliver(self, feed_id: FeedId, frame: bytes) -> None:
-        self.sent.append(json.loads(frame))
-
-    def flush(self) -> None:
-        pass
+    def deliver(self, frames: dict[FeedId, bytes]) -> None:
+        self.sent.extend(json.loads(frame) for frame in frames.values())
 
 
 def session(max_subscriptions: int = 10) -> tuple[SimpleWsSession, Peer, Hub]:

@@ -52,20 +52,15 @@ class StreamSubscriber:
         self.codec: Codec = BENCHMARKS_ONLY if benchmarks_only else ALL_UPDATES
         self._prefix = b'data:{"binary":' + orjson.dumps(binary(encoding))
         self._parsed = parsed
-        self._items: list[bytes] = []
         self.events: deque[bytes] = deque()
         self.wake = asyncio.Event()
         self.slow = False
 
-    def deliver(self, feed_id: FeedId, frame: bytes) -> None:
-        if frame:
-            self._items.append(frame)
-
-    def flush(self) -> None:
-        if not self._items:
+    def deliver(self, frames: dict[FeedId, bytes]) -> None:
+        items = [frame for frame in frames.values() if frame]
+        if not items:
             return
-        parsed = b',"parsed":[' + b",".join(self._items) + b"]" if self._parsed else b""
-        self._items.clear()
+        parsed = b',"parsed":[' + b",".join(items) + b"]" if self._parsed else b""
         self.events.append(self._prefix + parsed + b"}\n\n")
         if len(self.events) > MAX_PENDING_EVENTS:
             self.slow = True

@@ -48,10 +48,8 @@ class _Lane:
         self.connection = connection
         self.codec = codec
 
-    def deliver(self, feed_id: FeedId, frame: bytes) -> None:
-        self.connection.prices[feed_id] = frame
-
-    def flush(self) -> None:
+    def deliver(self, frames: dict[FeedId, bytes]) -> None:
+        self.connection.prices.update(frames)
         self.connection.wake.set()
 
 

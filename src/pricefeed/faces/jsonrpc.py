@@ -180,7 +180,6 @@ class Notifier:
         self._price_subs: dict[FeedId, dict[int, RpcPeer]] = {}
         self._sched_subs: dict[str, dict[int, RpcPeer]] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
-        self._touched: set[RpcPeer] = set()
         if oracle is not None:
             oracle.add_aggregate_listener(self._aggregated)
 
@@ -207,18 +206,16 @@ class Notifier:
     def _aggregated(self, product: LocalProduct) -> None:
         feed = product.feed
         if feed.id in self._price_subs:
-            self.deliver(feed.id, orjson.dumps(self.directory.notify_result(feed, product.price_account)))
-            self.flush()
+            self.deliver({feed.id: orjson.dumps(self.directory.notify_result(feed, product.price_account))})
 
     # The hub's Subscriber protocol: one Notifier subscribes for all upstream feeds anyone watches.
-    def deliver(self, feed_id: FeedId, frame: bytes) -> None:
-        params = b'"result":' + frame + b","
-        for sub_id, peer in self._price_subs.get(feed_id, {}).items():
-            peer.send_price(f"{feed_id}#{sub_id}", _notification(b"notify_price", params, sub_id))
-            self._touched.add(peer)
-
-    def flush(self) -> None:
-        touched, self._touched = self._touched, set()
+    def deliver(self, frames: dict[FeedId, bytes]) -> None:
+        touched: set[RpcPeer] = set()
+        for feed_id, frame in frames.items():
+            params = b'"result":' + frame + b","
+            for sub_id, peer in self._price_subs.get(feed_id, {}).items():
+                peer.send_price(f"{feed_id}#{sub_id}", _notification(b"notify_price", params, sub_id))
+                touched.add(peer)
         for peer in touched:
             peer.flush()
 
@@ -246,8 +243,8 @@ class Notifier:
             return
         for sub_id, peer in subs.items():
             peer.send_price(f"sched#{sub_id}", _notification(b"notify_price_sched", b"", sub_id))
-            self._touched.add(peer)
-        self.flush()
+        for peer in set(subs.values()):
+            peer.flush()
         self._schedule(price_account, loop)
 
     # -- clean-up ---------------------------------------------------------------
@@ -268,7 +265,6 @@ class Notifier:
                 timer = self._timers.pop(account, None)
                 if timer is not None:
                     timer.cancel()
-        self._touched.discard(peer)
 
     def close(self) -> None:
         for timer in self._timers.values():
