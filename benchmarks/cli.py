@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--idle-connections", type=int, default=None)
     parser.add_argument("--measure-seconds", type=float, default=None, metavar="S")
     parser.add_argument("--warmup-seconds", type=float, default=None, metavar="S")
-    parser.add_argument("--client-procs", type=int, default=None, help="load-client processes (default 1)")
+    parser.add_argument("--client-procs", type=int, default=None, help="counting load-client processes (default 1), besides the one that samples latency")
     parser.add_argument("--server-cpus", default="auto", metavar="LIST",
                         help="CPUs for the server, e.g. 0 (default: the first CPU; 'none' to not pin)")
     parser.add_argument("--client-cpus", default="auto", metavar="LIST",
@@ -106,7 +106,9 @@ def run(args: argparse.Namespace) -> int:
             "latency": "client wall clock after parsing (orjson) minus the message's publish_time, the wall-clock "
                        "time the source produced the update. publish_time has millisecond resolution (truncated), "
                        "so each sample over-states latency by 0 to 1 ms (0.5 ms on average), the same for every "
-                       "system.",
+                       "system. Every sample_every-th client samples; the sampling clients live in their own "
+                       "process, and the counting clients run at a lower CPU priority (nice 10) on the same core, "
+                       "so a sample is not delayed by the load generator reading hundreds of other sockets first.",
             "deliveries": "every text frame received by every client during the measurement window",
             "server_cpu": "server process user+system CPU seconds per second of the window (1.0 = one core)",
             "fanout_figure": "the highest rate whose p99 is within the limit and delivers >= 90% of the offered "

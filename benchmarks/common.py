@@ -68,6 +68,19 @@ def rss_bytes(pid: int) -> int:
         return 0
 
 
+COUNTER_NICENESS = 10
+"""Niceness of the counting load clients, below the latency sampler's (raising it needs no privilege)."""
+
+
+def lower_priority(pid: int) -> bool:
+    """Run ``pid`` at ``COUNTER_NICENESS``; False if the platform does not allow it."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, pid, COUNTER_NICENESS)
+    except (AttributeError, OSError):
+        return False
+    return True
+
+
 def pin(pid: int, cpus: set[int] | None) -> bool:
     """Pin a process to ``cpus`` if the machine has them; False if it could not."""
     if not cpus or not hasattr(os, "sched_setaffinity"):

@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from .common import feed_ids, free_port, merge_histograms, percentiles, pin, rss_bytes
+from .common import feed_ids, free_port, lower_priority, merge_histograms, percentiles, pin, rss_bytes
 
 SYSTEMS = ("pricefeed", "ceiling", "naive")
 BASELINES = ("ceiling", "naive")
@@ -174,18 +174,20 @@ class LoadClients:
     def __init__(self, server: Server, env: Env, profile: Profile, connections: int, *, idle: bool = False) -> None:
         self.procs: list[subprocess.Popen[bytes]] = []
         self._buffers: dict[int, bytes] = {}
-        count = max(1, min(profile.client_procs, connections))
-        shares = [connections // count + (1 if i < connections % count else 0) for i in range(count)]
-        first = 0
-        for share in shares:
-            cmd = [sys.executable, "-m", "benchmarks.loadclient", "--url", server.url, "--connections", str(share),
-                   "--first-client", str(first), "--feeds", str(profile.feeds), "--per-client",
-                   str(profile.per_client), "--seed", str(profile.seed), "--sample-every", str(profile.sample_every),
-                   "--server-pid", str(server.pid), *(["--idle"] if idle else [])]
+        sample_every = 0 if idle else profile.sample_every  # idle connections are not sampled
+        counters = max(1, min(profile.client_procs, connections - (connections // sample_every if sample_every else 0)))
+        roles = [("counter", part) for part in range(counters)] + ([] if idle else [("sampler", 0)])
+        for role, part in roles:
+            cmd = [sys.executable, "-m", "benchmarks.loadclient", "--url", server.url, "--clients", str(connections),
+                   "--role", role, "--part", str(part), "--parts", str(counters), "--feeds", str(profile.feeds),
+                   "--per-client", str(profile.per_client), "--seed", str(profile.seed),
+                   "--sample-every", str(sample_every), "--server-pid", str(server.pid),
+                   *(["--idle"] if idle else [])]
             proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=_project_root())
             pin(proc.pid, env.client_cpus)
+            if role == "counter":
+                lower_priority(proc.pid)
             self.procs.append(proc)
-            first += share
 
     def wait_ready(self, timeout_s: float = 120.0) -> list[dict[str, Any]]:
         return [self._read(proc, timeout_s) for proc in self.procs]
@@ -213,6 +215,7 @@ class LoadClients:
             "server_rss": replies[0]["server_rss"],
             "client_cpu_s": sum(r["client_cpu_s"] for r in replies),
             "closed_connections": sum(r["closed_connections"] for r in replies),
+            "slow_open": sum(r.get("slow_open", 0) for r in replies),
             "core_busy": {int(cpu): busy for cpu, busy in replies[0].get("core_busy", {}).items()},
         }
 
@@ -440,7 +443,8 @@ def slow_run(system: str, env: Env, profile: Profile) -> dict[str, Any]:
         env.say(f"slow: {system} without -> {describe(without)}; opening a client that never reads ...")
         load.open_slow(feed_ids(profile.feeds))
         time.sleep(profile.slow_settle_s)
-        with_slow = to_step(system, env, n, rate, subscriptions, load.measure(profile.measure_s))
+        measured = load.measure(profile.measure_s)
+        with_slow = to_step(system, env, n, rate, subscriptions, measured)
         rss_with = server.rss()
     env.say(f"slow: {system} with -> {describe(with_slow)}")
     change = None
@@ -451,7 +455,8 @@ def slow_run(system: str, env: Env, profile: Profile) -> dict[str, Any]:
               "p50_without_ms": without.p50_ms, "p50_with_ms": with_slow.p50_ms,
               "deliveries_per_s_without": without.deliveries_per_s, "deliveries_per_s_with": with_slow.deliveries_per_s,
               "server_rss_without_bytes": rss_without, "server_rss_with_bytes": rss_with,
-              "server_rss_growth_bytes": rss_with - rss_without}
+              "server_rss_growth_bytes": rss_with - rss_without,
+              "slow_client_closed_by_server": measured["slow_open"] == 0}
     return {"figure": figure, "steps": [asdict(without), asdict(with_slow)]}
 
 

@@ -1,6 +1,13 @@
 """A load client process: many picows connections on uvloop, driven by the harness over stdin/stdout.
 
-It opens ``--connections`` WebSocket connections, subscribes each to its feeds with the seed-000
+Of ``--clients`` numbered clients, every ``--sample-every``-th is a *sampling* client and the rest
+are *counting* clients. A process plays one role (``--role``): the sampler opens every sampling
+client; a counter opens its ``--part`` of the counting clients. The harness runs the counters at a
+lower CPU priority than the sampler, so that a sample's latency is the time the server took to get
+the frame to a client that was ready to read it, not the time this load generator, which plays a
+thousand clients on one core, took to get round to that socket.
+
+It opens its WebSocket connections, subscribes each to its feeds with the seed-000
 ``subscribe_multiple`` message and waits for every ``subscription_confirmed``, then prints
 ``{"event": "ready"}``. The harness then sends one JSON command per line:
 
@@ -9,10 +16,10 @@ It opens ``--connections`` WebSocket connections, subscribes each to its feeds w
 - ``{"cmd": "slow", "feeds": [...]}``: open one more connection that subscribes and then never reads;
 - ``{"cmd": "quit"}``.
 
-Every text frame is counted (a Python attribute increment per frame, nothing else). Every
-``--sample-every``-th connection also parses each frame with orjson and records its latency: the wall
-clock after parsing minus the message's ``publish_time`` (the moment the source produced the update;
-millisecond resolution, truncated, so each sample over-states latency by 0 to 1 ms).
+Every text frame is counted (a Python attribute increment per frame, nothing else). A sampling client
+also parses each frame with orjson and records its latency: the wall clock after parsing minus the
+message's ``publish_time`` (the moment the source produced the update; millisecond resolution,
+truncated, so each sample over-states latency by 0 to 1 ms).
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 from .common import HIST_SCALE, core_busy, cpu_jiffies, cpu_seconds, feed_ids, parse_iso_time, rss_bytes, subscriptions
 
 TEXT = WSMsgType.TEXT
+TCP_ESTABLISHED = 1
+"""``tcpi_state`` of an open connection (linux/tcp_states.h); a reset one is TCP_CLOSE, a half-closed one CLOSE_WAIT."""
 CONNECT_BATCH = 100
 
 _hist: dict[int, int] = {}
@@ -136,17 +145,17 @@ async def main(args: argparse.Namespace) -> None:
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     started = time.monotonic()
-    all_subs = [] if args.idle else subscriptions(feed_ids(args.feeds), args.first_client, args.connections,
-                                                  args.per_client, args.seed)
+    mine = my_clients(args.clients, args.sample_every, args.role, args.part, args.parts)
+    sampling = args.role == "sampler"
+    all_subs = [] if args.idle else subscriptions(feed_ids(args.feeds), 0, args.clients, args.per_client, args.seed)
     _all_confirmed = asyncio.Event()
-    _pending_confirmations = sum(len(s) for s in all_subs)
+    _pending_confirmations = sum(len(all_subs[i]) for i in mine) if all_subs else 0
     if _pending_confirmations == 0:
         _all_confirmed.set()
     conns: list[tuple[WSTransport, Counting]] = []
-    for begin in range(0, args.connections, CONNECT_BATCH):
-        batch = range(begin, min(begin + CONNECT_BATCH, args.connections))
-        opened = await asyncio.gather(*(_open(args.url, (args.first_client + i) % args.sample_every == 0, args.idle)
-                                        for i in batch))
+    for begin in range(0, len(mine), CONNECT_BATCH):
+        batch = mine[begin:begin + CONNECT_BATCH]
+        opened = await asyncio.gather(*(_open(args.url, sampling, args.idle) for _ in batch))
         for i, (transport, listener) in zip(batch, opened, strict=True):
             if all_subs:
                 listener.expect = len(all_subs[i])
@@ -173,11 +182,20 @@ async def main(args: argparse.Namespace) -> None:
             slow.append(transport)
             _emit({"event": "slow_opened"})
         elif command["cmd"] == "measure":
-            _emit(await _measure(conns, float(command["seconds"]), args.server_pid))
+            _emit({**await _measure(conns, float(command["seconds"]), args.server_pid),
+                   "slow_open": sum(1 for transport in slow if _established(transport))})
     for transport, _ in conns:
         transport.disconnect()
     for transport in slow:
         transport.disconnect(graceful=False)
+
+
+def _established(transport: WSTransport) -> bool:
+    """Whether the server still holds this connection open (its reading is paused, so ask the kernel)."""
+    sock = transport.underlying_transport.get_extra_info("socket")
+    if sock is None:
+        return False
+    return bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0] == TCP_ESTABLISHED)
 
 
 async def _measure(conns: list[tuple[WSTransport, Counting]], seconds: float, server_pid: int) -> dict[str, Any]:
@@ -204,15 +222,25 @@ async def _measure(conns: list[tuple[WSTransport, Counting]], seconds: float, se
     }
 
 
+def my_clients(clients: int, sample_every: int, role: str, part: int, parts: int) -> list[int]:
+    """The numbers of the clients a process plays: every sampling one, or its share of the counting ones."""
+    if role == "sampler":
+        return list(range(0, clients, sample_every)) if sample_every > 0 else []
+    counting = [i for i in range(clients) if sample_every <= 0 or i % sample_every]
+    return counting[part::parts]
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="pricefeed bench load client (driven by the harness)")
     parser.add_argument("--url", required=True)
-    parser.add_argument("--connections", type=int, required=True)
-    parser.add_argument("--first-client", type=int, default=0)
+    parser.add_argument("--clients", type=int, required=True, help="clients in all processes")
+    parser.add_argument("--role", choices=("sampler", "counter"), required=True)
+    parser.add_argument("--part", type=int, default=0, help="which share of the counting clients (a counter)")
+    parser.add_argument("--parts", type=int, default=1, help="counter processes in all")
     parser.add_argument("--feeds", type=int, default=100)
     parser.add_argument("--per-client", type=int, default=10)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--sample-every", type=int, default=10)
+    parser.add_argument("--sample-every", type=int, default=10, help="0: no client samples")
     parser.add_argument("--idle", action="store_true")
     parser.add_argument("--server-pid", type=int, required=True)
     parser.add_argument("--setup-timeout", type=float, default=30.0,

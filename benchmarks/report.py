@@ -66,7 +66,7 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
              ("connect s", "setup_s")],
     "slow": [("p99 without", "p99_without_ms"), ("p99 with", "p99_with_ms"), ("change %", "p99_change_pct"),
              ("deliv/s without", "deliveries_per_s_without"), ("deliv/s with", "deliveries_per_s_with"),
-             ("RSS growth", "server_rss_growth_bytes")],
+             ("RSS growth", "server_rss_growth_bytes"), ("slow closed", "slow_client_closed_by_server")],
 }
 
 
