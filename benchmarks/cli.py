@@ -51,7 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--idle-connections", type=int, default=None)
     parser.add_argument("--measure-seconds", type=float, default=None, metavar="S")
     parser.add_argument("--warmup-seconds", type=float, default=None, metavar="S")
-    parser.add_argument("--client-procs", type=int, default=None, help="counting load-client processes (default 1), besides the one that samples latency")
+    parser.add_argument("--client-procs", type=int, default=None,
+                        help="counting load-client processes (default 1), besides the one that samples latency")
     parser.add_argument("--server-cpus", default="auto", metavar="LIST",
                         help="CPUs for the server, e.g. 0 (default: the first CPU; 'none' to not pin)")
     parser.add_argument("--client-cpus", default="auto", metavar="LIST",
