@@ -177,6 +177,7 @@ class App:
                 "dropped_not_newer": hub.dropped_not_newer,
                 "dropped_unknown_feed": hub.dropped_unknown_feed,
                 "queued_bytes": sum(conn.queued_bytes for conn in connections),
+                "history_updates": self.history.size(),
             },
             "sources": [s.status() for s in self.sources],
             "store": self.writer.status(),

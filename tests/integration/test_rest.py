@@ -64,6 +64,7 @@ async def test_status_reports_connections_subscriptions_and_sources(service: Ser
     assert sim["name"] == "sim" and sim["state"] == "connected" and sim["simulated"] is True
     assert sim["reconnects"] == 0 and sim["last_message_age_s"] < 5 and sim["updates_total"] > 0
     assert {"updates_per_second", "deliveries_per_second", "queued_bytes"} <= set(status["hub"])
+    assert 13 <= status["hub"]["history_updates"] <= status["hub"]["updates_total"]  # each feed's first second
     assert status["uptime_s"] > 0
 
 
