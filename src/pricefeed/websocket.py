@@ -10,7 +10,9 @@ each connection gets one ``write`` per hub pass with all its pending frames.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
 import struct
 import time
 import uuid
@@ -39,6 +41,18 @@ def frame(payload: bytes, opcode: int = _TEXT) -> bytes:
     if n < 65536:
         return struct.pack("!BBH", 0x80 | opcode, 126, n) + payload
     return struct.pack("!BBQ", 0x80 | opcode, 127, n) + payload
+
+
+def _reset_on_close(transport: WSTransport) -> None:
+    """Make closing the socket send a reset and drop what the kernel still holds for the peer.
+
+    A plain close would queue a FIN behind data a peer that does not read will never take, and the
+    kernel would keep the connection and its send buffer (up to megabytes) for minutes.
+    """
+    sock = transport.underlying_transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
 class FramedCodec:
@@ -195,6 +209,7 @@ class Connection(WSListener):
         self.outbox.take()
         self.transport.send_close(code, reason.encode()[:123])
         if abort:
+            _reset_on_close(self.transport)
             self.transport.disconnect(graceful=False)
         else:
             # Wait for the peer's close frame (on_ws_frame disconnects then): closing the socket with

@@ -108,11 +108,23 @@ async def test_a_client_that_never_reads_is_bounded_then_closed_and_others_get_e
         assert slow not in app.connections(), f"stuck client still connected after {passes} passes"
         assert peak_queued <= OUTBOX_LIMIT, peak_queued
         assert slow.outbox.pending_bytes == 0
+        # The server reset the connection rather than leave the kernel holding it behind unread data.
+        await asyncio.wait_for(_until_not_established(stuck), 5)
         # Every update reached the fast client, in order, once.
         for feed_id in feed_ids:
             assert received[feed_id] == published[feed_id][: len(received[feed_id])]
             assert len(received[feed_id]) == passes
     stuck.close()
+
+
+TCP_ESTABLISHED = 1
+
+
+async def _until_not_established(writer: asyncio.StreamWriter) -> None:
+    """Until the kernel no longer counts the client's socket as open (its reading is paused, so ask the kernel)."""
+    sock = writer.get_extra_info("socket")
+    while sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0] == TCP_ESTABLISHED:
+        await asyncio.sleep(0.01)
 
 
 def _conn_of(app: App, ws: object) -> Connection | None:
