@@ -65,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
                  "measure_s": args.measure_seconds, "warmup_s": args.warmup_seconds,
                  "client_procs": args.client_procs}
     profile = dataclasses.replace(profile, **{k: v for k, v in overrides.items() if v is not None})
+    if args.measure_seconds is not None:  # one window length for every scenario
+        profile = dataclasses.replace(profile, slow_measure_s=None)
     scenarios = [s for s in SCENARIOS if s in (args.scenario or SCENARIOS)]
     systems = [s for s in SYSTEMS if s in (args.system or SYSTEMS)]
     server_cpus, client_cpus = default_cpus()
