@@ -58,11 +58,15 @@ def _confirmed() -> None:
 
 
 class Counting(WSListener):
-    """Counts text frames; until its subscriptions are confirmed it also looks for the confirmations."""
+    """Counts text frames; until its subscriptions are confirmed it also looks for the confirmations.
 
-    def __init__(self) -> None:
+    A sampling one also parses every price frame and records its end-to-end latency.
+    """
+
+    def __init__(self, sampling: bool) -> None:
         self.frames = 0
         self.expect = 0
+        self.sampling = sampling
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         if frame.msg_type != TEXT:
@@ -70,6 +74,8 @@ class Counting(WSListener):
         self.frames += 1
         if self.expect:
             self._setup(frame)
+        elif self.sampling:
+            _record_latency(frame)
 
     def _setup(self, frame: WSFrame) -> None:
         if b'"subscription_confirmed"' in frame.get_payload_as_bytes():
@@ -81,31 +87,22 @@ class Counting(WSListener):
         closed_connections += 1
 
 
-class Sampling(Counting):
-    """Counts and parses every frame, recording end-to-end latency of each price update."""
-
-    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
-        if frame.msg_type != TEXT:
-            return
-        self.frames += 1
-        if self.expect:
-            self._setup(frame)
-            return
-        message = orjson.loads(frame.get_payload_as_bytes())
-        now = time.time()
-        data = message.get("data")
-        if data is None:
-            return
-        stamp = data["publish_time"]
-        produced = _time_cache.get(stamp)
-        if produced is None:
-            if len(_time_cache) > 10_000:
-                _time_cache.clear()
-            produced = _time_cache[stamp] = parse_iso_time(stamp)
-        key = int((now - produced) * 1000.0 * HIST_SCALE)
-        if key < 0:
-            key = 0
-        _hist[key] = _hist.get(key, 0) + 1
+def _record_latency(frame: WSFrame) -> None:
+    message = orjson.loads(frame.get_payload_as_bytes())
+    now = time.time()
+    data = message.get("data")
+    if data is None:
+        return
+    stamp = data["publish_time"]
+    produced = _time_cache.get(stamp)
+    if produced is None:
+        if len(_time_cache) > 10_000:
+            _time_cache.clear()
+        produced = _time_cache[stamp] = parse_iso_time(stamp)
+    key = int((now - produced) * 1000.0 * HIST_SCALE)
+    if key < 0:
+        key = 0
+    _hist[key] = _hist.get(key, 0) + 1
 
 
 class Slow(WSListener):
@@ -133,7 +130,7 @@ def _emit(event: dict[str, Any]) -> None:
 
 
 async def _open(url: str, sampling: bool, idle: bool) -> tuple[WSTransport, Counting]:
-    transport, listener = await ws_connect(Sampling if sampling else Counting, url,
+    transport, listener = await ws_connect(lambda: Counting(sampling), url,
                                            read_buffer_init_size=1024 if idle else 16384,
                                            websocket_handshake_timeout=30)
     assert isinstance(listener, Counting)
