@@ -68,6 +68,15 @@ def rss_bytes(pid: int) -> int:
         return 0
 
 
+TCP_ESTABLISHED = 1
+"""``tcpi_state`` of an open connection (linux/tcp_states.h); a reset one is TCP_CLOSE, a half-closed one CLOSE_WAIT."""
+
+
+def tcp_established(sock: socket.socket) -> bool:
+    """Whether the kernel still counts ``sock`` as open; tells a reset from a live connection without reading."""
+    return bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0] == TCP_ESTABLISHED)
+
+
 COUNTER_NICENESS = 10
 """Niceness of the counting load clients, below the latency sampler's (raising it needs no privilege)."""
 

@@ -36,11 +36,19 @@ from typing import Any
 import orjson
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
-from .common import HIST_SCALE, core_busy, cpu_jiffies, cpu_seconds, feed_ids, parse_iso_time, rss_bytes, subscriptions
+from .common import (
+    HIST_SCALE,
+    core_busy,
+    cpu_jiffies,
+    cpu_seconds,
+    feed_ids,
+    parse_iso_time,
+    rss_bytes,
+    subscriptions,
+    tcp_established,
+)
 
 TEXT = WSMsgType.TEXT
-TCP_ESTABLISHED = 1
-"""``tcpi_state`` of an open connection (linux/tcp_states.h); a reset one is TCP_CLOSE, a half-closed one CLOSE_WAIT."""
 CONNECT_BATCH = 100
 
 _hist: dict[int, int] = {}
@@ -190,9 +198,7 @@ async def main(args: argparse.Namespace) -> None:
 def _established(transport: WSTransport) -> bool:
     """Whether the server still holds this connection open (its reading is paused, so ask the kernel)."""
     sock = transport.underlying_transport.get_extra_info("socket")
-    if sock is None:
-        return False
-    return bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0] == TCP_ESTABLISHED)
+    return sock is not None and tcp_established(sock)
 
 
 async def _measure(conns: list[tuple[WSTransport, Counting]], seconds: float, server_pid: int) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from benchmarks.common import tcp_established
 from websockets.asyncio.client import connect
 
 from pricefeed.app import App
@@ -117,13 +118,10 @@ async def test_a_client_that_never_reads_is_bounded_then_closed_and_others_get_e
     stuck.close()
 
 
-TCP_ESTABLISHED = 1
-
-
 async def _until_not_established(writer: asyncio.StreamWriter) -> None:
     """Until the kernel no longer counts the client's socket as open (its reading is paused, so ask the kernel)."""
     sock = writer.get_extra_info("socket")
-    while sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0] == TCP_ESTABLISHED:
+    while tcp_established(sock):
         await asyncio.sleep(0.01)
 
 
