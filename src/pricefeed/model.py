@@ -73,6 +73,16 @@ class Feed:
     def asset_type(self) -> str:
         return self.attributes.get("asset_type", self.symbol.split(".", 1)[0])
 
+    @property
+    def asset_type_key(self) -> str:
+        """The asset type as filters name it: lower case, ``_`` for spaces (``Crypto Index`` is ``crypto_index``)."""
+        return asset_type_key(self.asset_type)
+
+
+def asset_type_key(asset_type: str) -> str:
+    """An asset type as Hermes and ``/feeds`` filter by it: ``Crypto Index`` is ``crypto_index``."""
+    return asset_type.strip().lower().replace(" ", "_")
+
 
 @dataclass(slots=True)
 class PriceUpdate:

@@ -145,7 +145,3 @@ def price_update_body(updates: list[PriceUpdate], *, encoding: str, parsed: bool
 
 def feed_metadata(feed: Feed) -> dict[str, Any]:
     return {"id": feed.id, "attributes": dict(sorted(feed.attributes.items()))}
-
-
-def normalised_asset_type(feed: Feed) -> str:
-    return feed.asset_type.lower().strip().replace(" ", "_")

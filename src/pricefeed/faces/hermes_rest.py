@@ -18,7 +18,6 @@ from ..model import FeedId, PriceUpdate
 from .hermes_json import (
     QueryError,
     feed_metadata,
-    normalised_asset_type,
     not_found,
     parse_asset_type,
     parse_bool,
@@ -82,7 +81,7 @@ def create_hermes_router(app: App) -> APIRouter:
         if query is not None:
             feeds = [f for f in feeds if query.lower() in f.attributes.get("symbol", f.symbol).lower()]
         if asset_type is not None:
-            feeds = [f for f in feeds if normalised_asset_type(f) == asset_type]
+            feeds = [f for f in feeds if f.asset_type_key == asset_type]
         return Response(orjson.dumps([feed_metadata(f) for f in feeds]), media_type=JSON)
 
     @router.get("/v2/updates/price/latest", summary="Latest price updates (Hermes)")

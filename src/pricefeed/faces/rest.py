@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from .. import __version__
-from ..model import Feed, parse_feed_id, scaled
+from ..model import Feed, asset_type_key, parse_feed_id, scaled
 from .hermes_rest import create_hermes_router
 from .hermes_ws import hermes_websocket
 from .simple_ws import iso_time
@@ -92,11 +92,11 @@ def create_rest_app(app: App) -> FastAPI:
     ) -> list[FeedOut]:
         selected = list(app.hub.feeds.values())
         if asset_type is not None:
-            wanted = asset_type.strip().lower().replace(" ", "_")
-            known = sorted({f.asset_type.lower().replace(" ", "_") for f in selected})
+            wanted = asset_type_key(asset_type)
+            known = sorted({f.asset_type_key for f in selected})
             if wanted not in known:
                 raise ApiError(400, f"unknown asset_type {asset_type!r}: known types are {', '.join(known)}")
-            selected = [f for f in selected if f.asset_type.lower().replace(" ", "_") == wanted]
+            selected = [f for f in selected if f.asset_type_key == wanted]
         if symbol is not None:
             needle = symbol.lower()
             selected = [f for f in selected if needle in f.symbol.lower()]
