@@ -133,6 +133,10 @@ class Hub:
     def subscribed_feeds(self) -> set[FeedId]:
         return set(self._subscribers)
 
+    def demand(self) -> set[FeedId]:
+        """The feeds some client subscribes to (the :class:`~pricefeed.bus.base.Sink` view)."""
+        return self.subscribed_feeds()
+
     def add_listener(self, listener: BatchListener) -> None:
         """Call ``listener`` with the updates each pass accepted (e.g. the store's write-behind)."""
         self._listeners.append(listener)

@@ -13,10 +13,10 @@ from pricefeed.sources.hermes import (
     decode_price_event,
     feeds_from_metadata,
     parse_not_found_ids,
-    parse_retry_after,
     plan_shards,
     symbol_index,
 )
+from pricefeed.sources.http import parse_retry_after
 
 from ..hermes_server import BTC, ETH, LATEST_RESPONSE, PYTH, SSE_EVENT_1, SSE_EVENT_2, default_metadata, price_item
 

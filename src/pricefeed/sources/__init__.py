@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+from ..bus.base import Sink
 from ..config import Settings
-from ..hub import Hub
 from .base import Source, SourceState
 from .simulated import SimulatedMarket
 
 __all__ = ["SimulatedMarket", "Source", "SourceState", "create_source"]
 
 
-def create_source(name: str, hub: Hub, settings: Settings) -> Source:
+def create_source(name: str, sink: Sink, settings: Settings) -> Source:
     if name == "sim":
-        return SimulatedMarket(hub, interval_s=settings.sim_interval, feed_count=settings.sim_feeds,
+        return SimulatedMarket(sink, interval_s=settings.sim_interval, feed_count=settings.sim_feeds,
                                seed=settings.seed)
     if name == "hermes":
         from .hermes import HermesSource
 
-        return HermesSource.from_settings(hub, settings)
+        return HermesSource.from_settings(sink, settings)
     raise ValueError(f"unknown source {name!r}")

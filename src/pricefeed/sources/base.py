@@ -10,7 +10,7 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
-from ..hub import Hub
+from ..bus.base import Sink
 from ..rate import RateMeter
 
 log = logging.getLogger(__name__)
@@ -30,8 +30,8 @@ class Source(abc.ABC):
     name: str = "source"
     simulated: bool = False
 
-    def __init__(self, hub: Hub) -> None:
-        self.hub = hub
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
         self.state = SourceState.STARTING
         self.last_error: str | None = None
         self.reconnects = 0

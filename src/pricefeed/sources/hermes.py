@@ -20,7 +20,6 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
@@ -29,11 +28,12 @@ import orjson
 from httpx_sse import SSEError, aconnect_sse
 from pydantic import SecretStr
 
+from ..bus.base import Sink
 from ..catalog import KNOWN_FEEDS
-from ..hub import Hub
 from ..model import Feed, FeedId, PriceUpdate, Status, parse_feed_id
 from ..resilience import Backoff, Freshness, FreshnessFilter
 from .base import Source, SourceState
+from .http import describe_error, parse_retry_after, read_error_body, redact_url
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -163,22 +163,6 @@ def parse_not_found_ids(body: str) -> set[FeedId]:
     return {match.lower() for match in _HEX_ID.findall(body)}
 
 
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delay-seconds or an HTTP date); None if absent or bad."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isascii() and value.isdigit():
-        return float(int(value))
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
 def feeds_from_metadata(payload: object, existing: Mapping[FeedId, Feed], source: str = "hermes") -> list[Feed]:
     """Feeds from a ``/v2/price_feeds`` answer; the exponent is kept from what we knew (metadata lacks it)."""
     if not isinstance(payload, list):
@@ -252,7 +236,7 @@ class Endpoint:
         """From ``--pyth-sse-url``: the stream URL (``…/v2/updates/price/stream``) or the base (``https://host/hermes``)."""
         parts = urlsplit(url.strip())
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"not an http(s) URL: {cls._redact(url)!r}")
+            raise ValueError(f"not an http(s) URL: {redact_url(url)!r}")
         path = parts.path.rstrip("/")
         for suffix in (STREAM_PATH, METADATA_PATH):
             path = path.removesuffix(suffix)
@@ -270,13 +254,8 @@ class Endpoint:
     @property
     def display(self) -> str:
         """The base URL without credentials or query (a token may hide in either)."""
-        return self._redact(self.base)
+        return redact_url(self.base)
 
-    @staticmethod
-    def _redact(url: str) -> str:
-        parts = urlsplit(url)
-        host = parts.netloc.rpartition("@")[2]
-        return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 # -- one stream ----------------------------------------------------------------
@@ -400,10 +379,10 @@ class HermesStream:
             except TimeoutError:
                 reason = f"silent for {self._silence_timeout_s:g} s (no event, no keep-alive)"
             except (httpx.HTTPError, SSEError, OSError) as exc:
-                reason = _describe(exc)
+                reason = describe_error(exc)
             except Exception as exc:  # a bug must cost one connection a reconnect, not the feed forever
                 log.exception("hermes stream %s#%d: unexpected error", self.endpoint.display, self.replica)
-                reason = _describe(exc)
+                reason = describe_error(exc)
             self._fail(reason)
             if self.connected_at is not None:
                 self._backoff.connection_ended(time.monotonic() - self.connected_at)
@@ -444,7 +423,7 @@ class HermesStream:
 
     async def _reject(self, response: httpx.Response) -> None:
         """Turn a non-200 answer into the right next step: drop unknown ids, wait as asked, or back off."""
-        body = await _read_some(response)
+        body = await read_error_body(response)
         status = response.status_code
         if status == 404:
             unknown = parse_not_found_ids(body) & self.ids
@@ -508,24 +487,6 @@ class HermesStream:
         }
 
 
-async def _read_some(response: httpx.Response, limit: int = 4096) -> str:
-    """The start of an error body; an upstream cannot make us read megabytes to log a line."""
-    body = b""
-    try:
-        async for chunk in response.aiter_bytes():
-            body += chunk
-            if len(body) >= limit:
-                break
-    except httpx.HTTPError:
-        pass
-    return body[:limit].decode("utf-8", "replace").strip()
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
 def _age(at: float | None, now: float) -> float | None:
     return None if at is None else round(now - at, 3)
 
@@ -538,13 +499,13 @@ class HermesSource(Source):
 
     name = "hermes"
 
-    def __init__(self, hub: Hub, *, endpoints: Sequence[str] = ("https://hermes.pyth.network",),
+    def __init__(self, sink: Sink, *, endpoints: Sequence[str] = ("https://hermes.pyth.network",),
                  feeds: Sequence[str] = (), connections: int = 2, api_key: SecretStr | str | None = None,
                  silence_timeout_s: float = 30.0, metadata_refresh_s: float = 600.0, demand_poll_s: float = 1.0,
                  max_ids_per_stream: int = 100, rollover_after_s: float = 23 * 3600.0,
                  backoff: Callable[[], Backoff] = Backoff, connect_timeout_s: float = 10.0,
                  follow_subscriptions: bool = True, rng: random.Random | None = None) -> None:
-        super().__init__(hub)
+        super().__init__(sink)
         if not endpoints:
             raise ValueError("at least one Hermes endpoint is needed")
         if connections < 1 or max_ids_per_stream < 1:
@@ -582,7 +543,7 @@ class HermesSource(Source):
         self.metadata_error: str | None = None
 
     @classmethod
-    def from_settings(cls, hub: Hub, settings: Settings, **overrides: Any) -> HermesSource:
+    def from_settings(cls, sink: Sink, settings: Settings, **overrides: Any) -> HermesSource:
         options: dict[str, Any] = {
             "endpoints": settings.pyth_sse_url,
             "feeds": settings.feeds,
@@ -591,7 +552,7 @@ class HermesSource(Source):
             "silence_timeout_s": settings.hermes_silence_timeout,
         }
         options.update(overrides)
-        return cls(hub, **options)
+        return cls(sink, **options)
 
     # -- public API
 
@@ -603,7 +564,7 @@ class HermesSource(Source):
         # No pool limit: each stream holds a connection for hours, and the pool must not make one wait for another.
         self._client = httpx.AsyncClient(headers=headers, timeout=timeout,
                                          limits=httpx.Limits(max_connections=None, max_keepalive_connections=4))
-        self._hermes_ids = {f.id for f in self.hub.feeds.values() if f.source == self.name}
+        self._hermes_ids = {f.id for f in self.sink.feeds.values() if f.source == self.name}
         self._resolve_configured()
         self._reconcile()
         self.spawn(self._metadata_loop(), "hermes-metadata")
@@ -653,7 +614,7 @@ class HermesSource(Source):
     # -- demand and stream planning
 
     def _resolve_configured(self) -> None:
-        index = symbol_index(self.hub.feeds.values())
+        index = symbol_index(self.sink.feeds.values())
         for known in KNOWN_FEEDS:
             index.setdefault(known.symbol.lower(), known.id)
             index.setdefault(known.display_symbol.lower(), known.id)
@@ -669,15 +630,15 @@ class HermesSource(Source):
                     continue
                 feed_id = found
             self._configured_ids.add(feed_id)
-            if feed_id not in self.hub.feeds and (feed := catalog_feed(feed_id, self.name)) is not None:
-                self.hub.add_feeds([feed])
+            if feed_id not in self.sink.feeds and (feed := catalog_feed(feed_id, self.name)) is not None:
+                self.sink.add_feeds([feed])
         if self.unresolved:
             log.warning("hermes: no feed matches %s (yet)", ", ".join(self.unresolved))
 
     def _compute_wanted(self) -> set[FeedId]:
         demanded = set(self._extra_wanted)
         if self.follow_subscriptions:
-            demanded |= self.hub.subscribed_feeds()
+            demanded |= self.sink.demand()
         demanded &= self._hermes_ids  # a client may subscribe to feeds another source makes
         return (self._configured_ids | demanded) - self.invalid.keys()
 
@@ -803,17 +764,17 @@ class HermesSource(Source):
                 stream.out_of_order += 1
         if fresh:
             self.updates.add(len(fresh))
-            self.hub.publish_many(fresh)
+            self.sink.publish_many(fresh)
 
     def _ensure_feed(self, update: PriceUpdate) -> None:
         """Register a feed before its first price reaches the hub, and correct a provisional exponent."""
-        feed = self.hub.feeds.get(update.feed_id)
+        feed = self.sink.feeds.get(update.feed_id)
         if feed is None:
             feed = catalog_feed(update.feed_id, self.name) or Feed(update.feed_id, update.feed_id, update.expo,
                                                                    self.name)
         elif feed.expo == update.expo or feed.source != self.name:
             return
-        self.hub.add_feeds([dataclasses.replace(feed, expo=update.expo)])
+        self.sink.add_feeds([dataclasses.replace(feed, expo=update.expo)])
 
     # -- metadata
 
@@ -828,7 +789,7 @@ class HermesSource(Source):
                 self.metadata_error = str(exc)
                 delay = max(exc.delay_s or 0.0, backoff.next_delay())
             except Exception as exc:  # whatever went wrong, the feeds we know stay and we try again
-                self.metadata_error = _describe(exc)
+                self.metadata_error = describe_error(exc)
                 delay = min(self.metadata_refresh_s, backoff.next_delay())
                 log.warning("hermes metadata: %s; retrying in %.1f s", self.metadata_error, delay)
             await asyncio.sleep(delay)
@@ -845,7 +806,7 @@ class HermesSource(Source):
                     retry_after = parse_retry_after(response.headers.get("retry-after"))
                     raise _Reopen(f"{endpoint.display}: HTTP 429", retry_after)
                 response.raise_for_status()
-                feeds = feeds_from_metadata(orjson.loads(response.content), self.hub.feeds, self.name)
+                feeds = feeds_from_metadata(orjson.loads(response.content), self.sink.feeds, self.name)
             except (httpx.HTTPError, HermesProtocolError, orjson.JSONDecodeError, _Reopen) as exc:
                 error = exc
                 continue
@@ -855,8 +816,8 @@ class HermesSource(Source):
         raise error
 
     def _apply_metadata(self, feeds: list[Feed]) -> None:
-        changed = [feed for feed in feeds if self.hub.feeds.get(feed.id) != feed]
-        self.hub.add_feeds(changed)  # the store's writer saves them, so a restart offline still knows them
+        changed = [feed for feed in feeds if self.sink.feeds.get(feed.id) != feed]
+        self.sink.add_feeds(changed)  # the store's writer saves them, so a restart offline still knows them
         self._hermes_ids = {feed.id for feed in feeds}
         for feed_id in self._hermes_ids & self.invalid.keys():
             del self.invalid[feed_id]  # listed again: give it another chance

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..accounts import DEFAULT_PUBLISHER, feed_id_of, local_price_account, parse_key, product_account_of
 from ..aggregation import MAX_LATENCY_SLOTS, PriceAccount, QuoteRejected
-from ..hub import Hub
+from ..bus.base import Sink
 from ..model import Feed, PriceUpdate, Status, now_us
 from .base import Source, SourceState
 
@@ -151,9 +151,9 @@ class LocalOracle(Source):
 
     name = "publishers"
 
-    def __init__(self, hub: Hub, *, products_file: Path | None = None, products: Iterable[ProductSpec] = (),
+    def __init__(self, sink: Sink, *, products_file: Path | None = None, products: Iterable[ProductSpec] = (),
                  slot_clock: SlotClock | None = None, reload_interval_s: float = 2.0) -> None:
-        super().__init__(hub)
+        super().__init__(sink)
         self.products_file = products_file
         self.slot_clock = slot_clock or SlotClock()
         self.reload_interval_s = reload_interval_s
@@ -187,7 +187,7 @@ class LocalOracle(Source):
             product.state.min_pub, product.state.max_latency = spec.min_pub, spec.max_latency
             product.state.permit(spec.publishers)
             changed.append(product)
-        self.hub.add_feeds(p.feed for p in changed)
+        self.sink.add_feeds(p.feed for p in changed)
         return changed
 
     def reload(self) -> bool:
@@ -241,7 +241,7 @@ class LocalOracle(Source):
     def _aggregated(self, product: LocalProduct) -> None:
         update = self.price_update(product)
         if update is not None:
-            self.hub.publish(update)
+            self.sink.publish(update)
         for listener in self._listeners:
             listener(product)
 
@@ -262,7 +262,7 @@ class LocalOracle(Source):
 
     async def start(self) -> None:
         self.reload()
-        self.hub.add_feeds(p.feed for p in self.products.values())
+        self.sink.add_feeds(p.feed for p in self.products.values())
         if self.products_file is not None:
             self.spawn(self._watch(), "products-file")
         self.set_state(SourceState.CONNECTED)

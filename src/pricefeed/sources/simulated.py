@@ -13,8 +13,8 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from ..bus.base import Sink
 from ..catalog import KNOWN_FEEDS, KnownFeed
-from ..hub import Hub
 from ..model import Feed, PriceUpdate, Status, now_us
 from .base import Source, SourceState
 
@@ -52,9 +52,9 @@ class SimulatedMarket(Source):
     name = "sim"
     simulated = True
 
-    def __init__(self, hub: Hub, *, interval_s: float = 0.4, feed_count: int = len(KNOWN_FEEDS),
+    def __init__(self, sink: Sink, *, interval_s: float = 0.4, feed_count: int = len(KNOWN_FEEDS),
                  seed: int | None = None) -> None:
-        super().__init__(hub)
+        super().__init__(sink)
         self.interval_s = interval_s
         self._rng = random.Random(seed)
         self._walkers = [self._walker(known) for known in simulated_feeds(feed_count)]
@@ -73,7 +73,7 @@ class SimulatedMarket(Source):
         return [w.feed for w in self._walkers]
 
     async def start(self) -> None:
-        self.hub.add_feeds(self.feeds)
+        self.sink.add_feeds(self.feeds)
         self._resume_from_hub()
         self.spawn(self._run(), "sim-market")
         self.set_state(SourceState.CONNECTED)
@@ -81,7 +81,7 @@ class SimulatedMarket(Source):
     def _resume_from_hub(self) -> None:
         """Continue each walk from the last known price, so a restart does not jump."""
         for walker in self._walkers:
-            last = self.hub.latest.get(walker.feed.id)
+            last = self.sink.latest.get(walker.feed.id)
             if last is not None and last.expo == walker.feed.expo and last.price > 0:
                 scale = 10.0 ** walker.feed.expo
                 walker.price = last.price * scale
@@ -97,7 +97,7 @@ class SimulatedMarket(Source):
             next_tick = max(next_tick + self.interval_s, loop.time())
             updates = self.tick()
             self.mark_message(len(updates))
-            self.hub.publish_many(updates)
+            self.sink.publish_many(updates)
 
     def tick(self) -> list[PriceUpdate]:
         """Advance every walk by one interval and return the new prices (one slot's worth)."""

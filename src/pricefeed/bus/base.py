@@ -1,0 +1,36 @@
+"""What a source sees of pricefeed: the feed catalogue, the latest prices, the demand, and where to publish.
+
+Sources depend on this narrow :class:`Sink`, never on the hub or a face, so the
+same source feeds one process or, through a distributed bus, a whole cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Protocol
+
+from ..model import Feed, FeedId, PriceUpdate
+
+
+class Sink(Protocol):
+    """Where a source registers its feeds and publishes their prices (ingest assigns ``seq``, not the source)."""
+
+    @property
+    def feeds(self) -> Mapping[FeedId, Feed]:
+        """Every known feed, whatever its source."""
+
+    @property
+    def latest(self) -> Mapping[FeedId, PriceUpdate]:
+        """The newest accepted price of each feed (a restarted source may continue from it)."""
+
+    def add_feeds(self, feeds: Iterable[Feed]) -> None:
+        """Register feeds, or replace their metadata."""
+
+    def publish(self, update: PriceUpdate) -> None:
+        """Offer one update; it is accepted or dropped later, never awaited."""
+
+    def publish_many(self, updates: Iterable[PriceUpdate]) -> None:
+        """Offer several updates at once."""
+
+    def demand(self) -> set[FeedId]:
+        """The feeds some client subscribes to now (an upstream streams these besides its configured ones)."""
