@@ -1,39 +1,31 @@
-"""The service: wires sources, hub, store and faces together, and owns start and stop."""
+"""The service: builds the pipeline (sources -> ingest -> bus -> hub -> faces) and runs it.
+
+Components start in order (store, restored state, ingest's write-behind,
+sources, listeners) and stop in reverse; faces see only :class:`Services`.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import dataclasses
 import gc
 import logging
 import signal
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import uvicorn
-
+from .components import Assembly, Component, Task
 from .config import Settings
-from .faces.jsonrpc import RPC_LIMITS, PythdApi, create_rpc_server, parse_publishers
-from .faces.rest import create_rest_app
-from .faces.simple_ws import Limits, SimpleWsCodec, SimpleWsSession
+from .faces import Listening, build_listeners
+from .faces.services import Services
 from .history import PriceHistory
-from .hub import Hub
+from .metrics import Metrics
+from .pipeline import local_pipeline
 from .sources import Source, create_source
 from .sources.publishers import LocalOracle, SlotClock
 from .store import SqliteStore, Store, StoreWriter
-from .websocket import Connection, ConnectionLimits, WebSocketServer
+from .transport.limits import ConnectionLimits
 
 log = logging.getLogger(__name__)
-
-
-class _EmbeddedUvicorn(uvicorn.Server):
-    """uvicorn inside our loop: the app, not uvicorn, owns the signals."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 class App:
@@ -41,62 +33,58 @@ class App:
         self.settings = settings
         self.started_at = time.monotonic()
         self.stopping = False
-        self.hub = Hub(stale_after_s=settings.stale_after)
+        self.metrics = Metrics()
+        pipeline = local_pipeline(self.metrics, stale_after_s=settings.stale_after)
+        self.ingest, self.hub = pipeline.ingest, pipeline.hub
         self.history = PriceHistory()
         self.hub.add_listener(self.history.add)
         self.store: Store = store if store is not None else SqliteStore(settings.db)
-        self.writer = StoreWriter(self.hub, self.store, settings.store_flush_interval)
-        self.sources: list[Source] = [create_source(name, self.hub, settings) for name in settings.source]
+        self.writer = StoreWriter(self.ingest, self.store, settings.store_flush_interval)
+        self.sources: list[Source] = [create_source(name, self.ingest, settings) for name in settings.source]
         # The local oracle is a source only when there are local products for publishers to price.
         self.oracle: LocalOracle | None = None
         if settings.products is not None:
-            self.oracle = LocalOracle(self.hub, products_file=settings.products,
+            self.oracle = LocalOracle(self.ingest, products_file=settings.products,
                                       slot_clock=SlotClock(settings.slot_interval),
                                       reload_interval_s=settings.products_reload_interval)
             self.sources.append(self.oracle)
-        self.pythd = PythdApi.create(self.hub, self.oracle, parse_publishers(settings.rpc_publisher),
-                                     settings.publish_interval)
-        self.rpc = create_rpc_server(self.pythd, dataclasses.replace(
-            RPC_LIMITS, max_message_bytes=settings.max_message_bytes,
-            outbox_limit_bytes=settings.outbox_limit_bytes,
-            slow_client_timeout_s=settings.slow_client_timeout)) if settings.rpc else None
-        limits = Limits(max_subscriptions=settings.max_subscriptions)
-        self.simple_ws = WebSocketServer(
-            "seed-000 WebSocket", SimpleWsCodec(),
-            lambda conn: SimpleWsSession(self.hub, conn, conn.client_id, limits),
-            ConnectionLimits(max_message_bytes=settings.max_message_bytes,
-                             max_messages_per_second=settings.max_messages_per_second,
-                             outbox_limit_bytes=settings.outbox_limit_bytes,
-                             slow_client_timeout_s=settings.slow_client_timeout))
-        self.rest = _EmbeddedUvicorn(uvicorn.Config(
-            create_rest_app(self), host=settings.api_host, port=settings.api_port, lifespan="off",
-            access_log=False, log_config=None, timeout_graceful_shutdown=2))
-        self._rest_task: asyncio.Task[None] | None = None
+        self.metrics.watch_sources(lambda: self.sources)
+        self.services = Services(
+            hub=self.hub, history=self.history, metrics=self.metrics,
+            limits=ConnectionLimits(max_message_bytes=settings.max_message_bytes,
+                                    max_messages_per_second=settings.max_messages_per_second,
+                                    outbox_limit_bytes=settings.outbox_limit_bytes,
+                                    slow_client_timeout_s=settings.slow_client_timeout),
+            health=self.health, status=self.status, stopping=lambda: self.stopping)
+        self.listeners: Listening = build_listeners(self.services, settings, self.oracle)
+        self.assembly = Assembly([
+            Task("store", self._open_store, self.store.close),
+            Task("store writer", self._start_writer, self.writer.stop, self.writer.status),
+            *self.sources,
+            *self.listeners.components(),
+        ])
         self._stop = asyncio.Event()
 
-    # -- life cycle -------------------------------------------------------
+    # -- life cycle ------------------------------------------------------------------
+
+    async def _open_store(self) -> None:
+        """Open the store and restore the last known state (prices of sources that run now only)."""
+        await self.store.open()
+        self.ingest.add_feeds(await self.store.load_feeds())
+        running = {source.name for source in self.sources}
+        stored = await self.store.load_latest()
+        restored = self.ingest.restore(u for u in stored if u.source in running)
+        if restored:
+            log.info("restored %d last known prices (stale until fresh updates arrive)", len(restored))
+        if len(restored) < len(stored):
+            log.info("not serving %d stored prices of sources that are not running", len(stored) - len(restored))
+
+    async def _start_writer(self) -> None:
+        self.writer.start()
 
     async def start(self) -> None:
         """Restore the last known state, then start sources, the store writer and the listeners."""
-        await self.store.open()
-        self.hub.add_feeds(await self.store.load_feeds())
-        restored = await self.store.load_latest()
-        self.hub.restore(restored)
-        if restored:
-            log.info("restored %d last known prices (stale until fresh updates arrive)", len(restored))
-        for source in self.sources:
-            await source.start()
-        self.writer.start()
-        await self.simple_ws.start(self.settings.host, self.settings.port)
-        if self.rpc is not None:
-            await self.rpc.start(self.settings.rpc_host, self.settings.rpc_port)
-        self._rest_task = asyncio.create_task(self.rest.serve(), name="rest")
-        while not self.rest.started:
-            if self._rest_task.done():
-                self._rest_task.result()  # re-raises why it failed (e.g. port in use)
-                raise RuntimeError("REST server stopped during start-up")
-            await asyncio.sleep(0.01)
-        log.info("REST API on http://%s:%d (docs at /docs)", self.settings.api_host, self.api_port)
+        await self.assembly.start()
         # What start-up built (modules, the app, restored state) lives as long as the process: keep it out of
         # the collector's full passes, which would otherwise walk it and stall the fan-out for tens of ms.
         gc.freeze()
@@ -107,20 +95,7 @@ class App:
             return
         self.stopping = True
         log.info("shutting down")
-        await self.simple_ws.close()
-        if self.rpc is not None:
-            await self.rpc.close()
-        self.pythd.notifier.close()
-        self.rest.should_exit = True
-        for source in self.sources:
-            try:
-                await source.stop()
-            except Exception:
-                log.exception("source %s did not stop cleanly", source.name)
-        await self.writer.stop()
-        await self.store.close()
-        if self._rest_task is not None:
-            await asyncio.gather(self._rest_task, return_exceptions=True)
+        await self.assembly.stop()
         log.info("stopped")
 
     async def run(self) -> None:
@@ -134,49 +109,51 @@ class App:
         finally:
             await self.stop()
 
-    # -- what the REST face reports -------------------------------------------
+    # -- ports, health and status ----------------------------------------------------------
 
     @property
     def api_port(self) -> int:
-        return int(self.rest.servers[0].sockets[0].getsockname()[1])
+        return self.listeners.port("api")
 
     @property
     def ws_port(self) -> int:
-        return self.simple_ws.port
+        return self.listeners.port("seed000")
 
-    def connections(self) -> list[Connection]:
-        rpc = [] if self.rpc is None else list(self.rpc.connections)
-        return list(self.simple_ws.connections) + rpc
+    def components(self) -> list[Component]:
+        return self.assembly.components
 
     def health(self) -> dict[str, Any]:
         reasons = [f"source {s.name} is {s.state}" + (f": {s.last_error}" if s.last_error else "")
                    for s in self.sources if not s.is_up]
-        feeds = self.hub.feeds
+        priced = len(self.hub.latest)
         stale = self.hub.stale_count()
-        if feeds and stale == len(feeds):
+        if not priced and self.hub.feeds:
+            reasons.append(f"no prices yet for any of the {len(self.hub.feeds)} feeds")
+        elif priced and stale == priced:
             reasons.append(f"all {stale} feeds are stale")
         status = "stopping" if self.stopping else ("degraded" if reasons else "ok")
         return {"status": status, "reasons": reasons, "uptime_s": round(time.monotonic() - self.started_at, 3),
                 "sources": {s.name: str(s.state) for s in self.sources}}
 
     def status(self) -> dict[str, Any]:
-        hub = self.hub
-        connections = self.connections()
+        hub, metrics = self.hub, self.metrics
         return {
             "uptime_s": round(time.monotonic() - self.started_at, 3),
             "simulated": any(s.simulated for s in self.sources),
-            "connections": len(connections),
+            "connections": int(metrics.total("pricefeed_connections")),
+            "connections_by_face": self.listeners.connections_by_face(),
             "subscriptions": hub.subscription_count(),
             "feeds": len(hub.feeds),
             "stale_feeds": hub.stale_count(),
             "hub": {
-                "updates_per_second": round(hub.accepted.per_second(), 2),
-                "updates_total": hub.accepted.total,
+                "updates_per_second": round(self.ingest.accepted.per_second(), 2),
+                "updates_total": int(metrics.total("pricefeed_updates_accepted_total")),
                 "deliveries_per_second": round(hub.deliveries.per_second(), 2),
-                "deliveries_total": hub.deliveries.total,
-                "dropped_not_newer": hub.dropped_not_newer,
-                "dropped_unknown_feed": hub.dropped_unknown_feed,
-                "queued_bytes": sum(conn.queued_bytes for conn in connections),
+                "deliveries_total": int(metrics.total("pricefeed_deliveries_total")),
+                "dropped_not_newer": int(metrics.total("pricefeed_updates_dropped_total", reason="not_newer")),
+                "dropped_unknown_feed": int(metrics.total("pricefeed_updates_dropped_total", reason="unknown_feed")),
+                "queued_bytes": int(metrics.total("pricefeed_queued_bytes")),
+                "slow_client_closes": int(metrics.total("pricefeed_slow_client_closes_total")),
                 "history_updates": self.history.size(),
             },
             "sources": [s.status() for s in self.sources],

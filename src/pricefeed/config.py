@@ -32,8 +32,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PRICEFEED_", env_file=".env", extra="forbid",
                                       validate_default=True)
 
+    ws: bool = Field(True, description="Serve the client WebSocket of seed 000 (true or false)")
     host: str = Field("0.0.0.0", description="Host to bind the client WebSocket server to")
     port: int = Field(8765, ge=0, le=65535, description="Port of the client WebSocket server (seed 000)")
+    api: bool = Field(True, description="Serve REST, the Hermes-compatible API and /metrics (true or false)")
     api_host: str = Field("0.0.0.0", description="Host to bind the REST API to")
     api_port: int = Field(8080, ge=0, le=65535, description="Port of the REST API")
     pyth_sse_url: Annotated[list[str], NoDecode] = Field(

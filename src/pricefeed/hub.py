@@ -1,12 +1,11 @@
-"""The hub: the latest update of every feed, who subscribes to what, and the fan-out.
+"""The hub: the fan-out of topics to the subscribers of one process.
 
-Sources hand updates to :meth:`Hub.publish` without waiting. The hub gathers
-whatever arrived since its last pass and runs one pass on the next loop
-iteration: it drops updates that are not newer than the feed's latest (so a
-feed never goes back in time and nothing is delivered twice), keeps the newest
-of each feed, encodes it once per wire format, and hands every subscriber the
-frames of its feeds in one call, so a connection gets one write per pass
-however many updates the pass carried. Nothing here awaits a client.
+The bus hands it each ingest pass (see ``ingest.py``); listeners (history,
+the store's write-behind, derived-topic computations) see the accepted
+updates and may publish derived topics back. Each topic's newest item of a
+pass is encoded once per wire format, and every subscriber gets the frames of
+its topics in one call, so a connection gets one write per pass however many
+updates the pass carried. Nothing here awaits a client.
 """
 
 from __future__ import annotations
@@ -16,67 +15,38 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable
-from typing import Protocol
 
+from .contracts import Codec, Subscriber
+from .metrics import Metrics
 from .model import Feed, FeedId, PriceUpdate
 from .rate import RateMeter
+from .topics import PRICE, Topic, topic_kind
 
 log = logging.getLogger(__name__)
-
-
-class Codec(Protocol):
-    """A wire format for price updates; one instance is shared by all connections that speak it."""
-
-    def encode_update(self, update: PriceUpdate, feed: Feed) -> bytes: ...
-
-
-class Subscriber(Protocol):
-    """A connection, as the hub sees it."""
-
-    codec: Codec
-
-    def deliver(self, frames: dict[FeedId, bytes]) -> None:
-        """One pass's new frames for this subscriber, one per feed, in order; write them (or queue them,
-        conflating per feed, while the connection cannot take them)."""
-
 
 BatchListener = Callable[[list[PriceUpdate]], None]
 
 
-def is_newer(update: PriceUpdate, previous: PriceUpdate) -> bool:
-    """Whether ``update`` is a new price after ``previous``.
-
-    Pyth publish times are whole seconds, so two slots in the same second can
-    carry two different aggregates: a later slot with a changed price is new;
-    a later slot repeating the same price is the same aggregate confirmed again.
-    """
-    if update.publish_time_us != previous.publish_time_us:
-        return update.publish_time_us > previous.publish_time_us
-    if update.slot is None or previous.slot is None or update.slot <= previous.slot:
-        return False
-    return (update.price, update.conf, update.ema_price, update.ema_conf, update.status) != (
-        previous.price, previous.conf, previous.ema_price, previous.ema_conf, previous.status)
-
-
 class Hub:
-    def __init__(self, stale_after_s: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, metrics: Metrics | None = None, stale_after_s: float = 30.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.metrics = metrics if metrics is not None else Metrics()
         self.stale_after_s = stale_after_s
         self._clock = clock
         self.feeds: dict[FeedId, Feed] = {}
         self.latest: dict[FeedId, PriceUpdate] = {}
+        self.latest_events: dict[Topic, object] = {}
+        """The newest item of each derived topic, for a subscriber's first snapshot."""
         self._last_seen: dict[FeedId, float] = {}
-        self._subscribers: dict[FeedId, dict[Codec, set[Subscriber]]] = {}
-        """Per feed, its subscribers grouped by wire format, so each update is encoded once per format."""
-        self._pending: list[PriceUpdate] = []
-        self._pass_scheduled = False
+        self._subscribers: dict[Topic, dict[Codec, set[Subscriber]]] = {}
+        """Per topic, its subscribers grouped by wire format, so each item is encoded once per format."""
         self._listeners: list[BatchListener] = []
-        self._unknown_warned: set[FeedId] = set()
-        self.accepted = RateMeter()
+        self._events: dict[Topic, object] = {}
+        self._pass_scheduled = False
         self.deliveries = RateMeter()
-        self.dropped_not_newer = 0
-        self.dropped_unknown_feed = 0
+        self._face_deliveries: dict[str, int] = {}
 
-    # -- feeds -------------------------------------------------------------
+    # -- what the bus hands over ---------------------------------------------------
 
     def add_feeds(self, feeds: Iterable[Feed]) -> None:
         for feed in feeds:
@@ -88,12 +58,51 @@ class Hub:
             if update.feed_id in self.feeds:
                 self.latest[update.feed_id] = update
 
+    def receive(self, accepted: list[PriceUpdate], seen: Iterable[FeedId]) -> None:
+        """One ingest pass: fan out the newest update of each feed, then tell the listeners."""
+        now = self._clock()
+        last_seen = self._last_seen
+        for feed_id in seen:
+            last_seen[feed_id] = now
+        if not accepted:
+            return
+        latest = self.latest
+        newest: dict[Topic, object] = {}  # within a pass only the newest price of a feed goes out
+        for update in accepted:
+            latest[update.feed_id] = newest[update.feed_id] = update
+        self._fan_out(newest, prices=True)
+        for listener in self._listeners:
+            try:
+                listener(accepted)
+            except Exception:  # a failing listener must not cost the others their updates
+                log.exception("hub listener %r failed", listener)
+        self._publish_events()
+
+    # -- derived topics --------------------------------------------------------------
+
+    def publish_event(self, topic: Topic, item: object) -> None:
+        """Publish a derived topic's newest item (a candle, an alert, ...); it goes out in the next pass."""
+        self._events[topic] = item
+        self.latest_events[topic] = item
+        if not self._pass_scheduled:
+            self._pass_scheduled = True
+            asyncio.get_running_loop().call_soon(self._publish_events)
+
+    def _publish_events(self) -> None:
+        self._pass_scheduled = False
+        if self._events:
+            events, self._events = self._events, {}
+            self._fan_out(events, prices=False)
+
+    # -- feeds -----------------------------------------------------------------------
+
     def is_stale(self, feed_id: FeedId) -> bool:
         """True if nothing (not even a repeat of the same price) came for ``stale_after_s``."""
         return self._clock() - self._last_seen.get(feed_id, -math.inf) > self.stale_after_s
 
     def stale_count(self) -> int:
-        return sum(1 for feed_id in self.feeds if self.is_stale(feed_id))
+        """Feeds whose price went stale (a feed with no price yet is ``unknown``, not stale)."""
+        return sum(1 for feed_id in self.latest if self.is_stale(feed_id))
 
     def status_of(self, feed_id: FeedId) -> str:
         """What a face reports as a feed's status: ``unknown`` (no price yet), ``stale`` or Pyth's status."""
@@ -106,18 +115,18 @@ class Hub:
         seen = self._last_seen.get(feed_id)
         return None if seen is None else self._clock() - seen
 
-    # -- subscriptions -----------------------------------------------------
+    # -- subscriptions -------------------------------------------------------------------
 
-    def subscribe(self, feed_id: FeedId, subscriber: Subscriber) -> bool:
+    def subscribe(self, topic: Topic, subscriber: Subscriber) -> bool:
         """Add a subscription; False if it already existed."""
-        subs = self._subscribers.setdefault(feed_id, {}).setdefault(subscriber.codec, set())
+        subs = self._subscribers.setdefault(topic, {}).setdefault(subscriber.codec, set())
         if subscriber in subs:
             return False
         subs.add(subscriber)
         return True
 
-    def unsubscribe(self, feed_id: FeedId, subscriber: Subscriber) -> None:
-        by_codec = self._subscribers.get(feed_id)
+    def unsubscribe(self, topic: Topic, subscriber: Subscriber) -> None:
+        by_codec = self._subscribers.get(topic)
         subs = None if by_codec is None else by_codec.get(subscriber.codec)
         if by_codec is None or subs is None:
             return
@@ -125,93 +134,65 @@ class Hub:
         if not subs:
             del by_codec[subscriber.codec]
             if not by_codec:
-                del self._subscribers[feed_id]
+                del self._subscribers[topic]
 
     def subscription_count(self) -> int:
         return sum(len(subs) for by_codec in self._subscribers.values() for subs in by_codec.values())
 
-    def subscribed_feeds(self) -> set[FeedId]:
+    def subscribed_topics(self) -> set[Topic]:
         return set(self._subscribers)
 
     def demand(self) -> set[FeedId]:
-        """The feeds some client subscribes to (the :class:`~pricefeed.bus.base.Sink` view)."""
-        return self.subscribed_feeds()
+        """The feeds some client subscribes to (price topics), which upstreams then stream."""
+        return {topic for topic in self._subscribers if topic_kind(topic) == PRICE}
+
+    subscribed_feeds = demand
 
     def add_listener(self, listener: BatchListener) -> None:
         """Call ``listener`` with the updates each pass accepted (e.g. the store's write-behind)."""
         self._listeners.append(listener)
 
-    # -- the hot path ------------------------------------------------------
+    # -- the hot path ------------------------------------------------------------------------
 
-    def publish(self, update: PriceUpdate) -> None:
-        self._pending.append(update)
-        self._schedule_pass()
-
-    def publish_many(self, updates: Iterable[PriceUpdate]) -> None:
-        self._pending.extend(updates)
-        self._schedule_pass()
-
-    def _schedule_pass(self) -> None:
-        if not self._pass_scheduled:
-            self._pass_scheduled = True
-            asyncio.get_running_loop().call_soon(self.run_pass)
-
-    def run_pass(self) -> None:
-        """Accept, encode and fan out everything pending; one ``deliver`` per touched subscriber."""
-        self._pass_scheduled = False
-        batch, self._pending = self._pending, []
-        if not batch:
-            return
-        now = self._clock()
-        feeds, latest, last_seen = self.feeds, self.latest, self._last_seen
-        accepted: list[PriceUpdate] = []
-        newest: dict[FeedId, PriceUpdate] = {}  # within a pass only the newest price of a feed goes out
-        for update in batch:
-            feed_id = update.feed_id
-            if feed_id not in feeds:
-                self._drop_unknown(update)
-                continue
-            last_seen[feed_id] = now
-            previous = latest.get(feed_id)
-            if previous is not None and not is_newer(update, previous):
-                self.dropped_not_newer += 1
-                continue
-            update.seq = previous.seq + 1 if previous is not None else 1
-            latest[feed_id] = newest[feed_id] = update
-            accepted.append(update)
-        self._fan_out(newest)
-        self.accepted.add(len(accepted))
-        if accepted:
-            for listener in self._listeners:
-                listener(accepted)
-
-    def _fan_out(self, newest: dict[FeedId, PriceUpdate]) -> None:
+    def _fan_out(self, items: dict[Topic, object], prices: bool) -> None:
         # The innermost loop runs once per delivery: two dict operations, no call.
-        feeds, subscribers = self.feeds, self._subscribers
-        per_subscriber: dict[Subscriber, dict[FeedId, bytes]] = {}
+        subscribers = self._subscribers
+        per_subscriber: dict[Subscriber, dict[Topic, bytes]] = {}
+        by_face = self._face_deliveries
         deliveries = 0
-        for feed_id, update in newest.items():
-            by_codec = subscribers.get(feed_id)
+        wall = time.time()
+        latencies: list[tuple[str, float]] = []
+        for topic, item in items.items():
+            by_codec = subscribers.get(topic)
             if not by_codec:
                 continue
             for codec, subs in by_codec.items():
-                frame = codec.encode_update(update, feeds[feed_id])
+                frame = codec.encode(topic, item)
                 for sub in subs:
                     frames = per_subscriber.get(sub)
                     if frames is None:
-                        per_subscriber[sub] = {feed_id: frame}
+                        per_subscriber[sub] = {topic: frame}
                     else:
-                        frames[feed_id] = frame
-                deliveries += len(subs)
+                        frames[topic] = frame
+                count = len(subs)
+                deliveries += count
+                by_face[codec.face] = by_face.get(codec.face, 0) + count
+                if prices:
+                    latencies.append((codec.face, wall - item.publish_time_us / 1e6))  # type: ignore[attr-defined]
         for sub, frames in per_subscriber.items():
             try:
                 sub.deliver(frames)
             except Exception:  # one broken connection must not stop the pass
                 log.exception("delivery failed for %r", sub)
-        self.deliveries.add(deliveries)
+        if deliveries:
+            self.deliveries.add(deliveries)
+            self._count(latencies)
 
-    def _drop_unknown(self, update: PriceUpdate) -> None:
-        self.dropped_unknown_feed += 1
-        if update.feed_id not in self._unknown_warned:
-            self._unknown_warned.add(update.feed_id)
-            log.warning("dropping updates for unregistered feed %s from %s", update.feed_id, update.source)
+    def _count(self, latencies: list[tuple[str, float]]) -> None:
+        """Move this pass's counts into the metrics: a few calls per pass, none per delivery."""
+        counter, histogram = self.metrics.deliveries, self.metrics.latency
+        for face, count in self._face_deliveries.items():
+            counter.labels(face).inc(count)
+        self._face_deliveries.clear()
+        for face, seconds in latencies:
+            histogram.labels(face).observe(max(0.0, seconds))

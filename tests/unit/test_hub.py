@@ -2,19 +2,23 @@ from __future__ import annotations
 
 import asyncio
 
-from pricefeed.hub import Codec, Hub
+from pricefeed.contracts import Codec
 from pricefeed.model import Feed, FeedId, PriceUpdate
+from pricefeed.pipeline import Pipeline, local_pipeline
 
 A, B = "a" * 64, "b" * 64
 
 
 class CountingCodec:
+    face = "test"
+
     def __init__(self) -> None:
         self.encoded = 0
 
-    def encode_update(self, update: PriceUpdate, feed: Feed) -> bytes:
+    def encode(self, topic: str, item: object) -> bytes:
+        assert isinstance(item, PriceUpdate)
         self.encoded += 1
-        return f"{update.feed_id[:1]}{update.price};".encode()
+        return f"{item.feed_id[:1]}{item.price};".encode()
 
 
 class Recorder:
@@ -30,11 +34,11 @@ def update(feed_id: str, price: int, t: int) -> PriceUpdate:
     return PriceUpdate(feed_id=feed_id, price=price, conf=1, expo=-8, publish_time_us=t, ema_price=price, ema_conf=1)
 
 
-def hub_with_feeds(clock: list[float] | None = None) -> Hub:
+def hub_with_feeds(clock: list[float] | None = None) -> Pipeline:
     now = clock if clock is not None else [0.0]
-    hub = Hub(stale_after_s=5.0, clock=lambda: now[0])
-    hub.add_feeds([Feed(A, "Crypto.A/USD", -8, "test"), Feed(B, "Crypto.B/USD", -8, "test")])
-    return hub
+    pipeline = local_pipeline(stale_after_s=5.0, clock=lambda: now[0])
+    pipeline.ingest.add_feeds([Feed(A, "Crypto.A/USD", -8, "test"), Feed(B, "Crypto.B/USD", -8, "test")])
+    return pipeline
 
 
 async def test_one_pass_encodes_once_per_codec_and_writes_once_per_subscriber() -> None:
@@ -42,70 +46,70 @@ async def test_one_pass_encodes_once_per_codec_and_writes_once_per_subscriber() 
     codec, other = CountingCodec(), CountingCodec()
     subs = [Recorder(codec) for _ in range(50)] + [Recorder(other)]
     for sub in subs:
-        hub.subscribe(A, sub)
-        hub.subscribe(B, sub)
-    hub.publish_many([update(A, 1, 10), update(B, 2, 10)])
-    hub.publish(update(A, 3, 20))
+        hub.hub.subscribe(A, sub)
+        hub.hub.subscribe(B, sub)
+    hub.ingest.publish_many([update(A, 1, 10), update(B, 2, 10)])
+    hub.ingest.publish(update(A, 3, 20))
     await asyncio.sleep(0)  # the pass runs on the next loop iteration
     assert codec.encoded == 2 and other.encoded == 2  # only A's newest price is encoded
     for sub in subs:
         assert sub.writes == [b"a3;b2;"]  # one write, the newest A in A's place
-    assert hub.latest[A].price == 3 and hub.latest[A].seq == 2
+    assert hub.hub.latest[A].price == 3 and hub.hub.latest[A].seq == 2
 
 
 async def test_older_or_repeated_updates_are_dropped_and_never_delivered() -> None:
     hub = hub_with_feeds()
     sub = Recorder(CountingCodec())
-    hub.subscribe(A, sub)
-    hub.publish(update(A, 1, 100))
-    hub.run_pass()
-    hub.publish_many([update(A, 2, 100), update(A, 3, 50), update(A, 4, 101)])
-    hub.run_pass()
+    hub.hub.subscribe(A, sub)
+    hub.ingest.publish(update(A, 1, 100))
+    hub.ingest.run_pass()
+    hub.ingest.publish_many([update(A, 2, 100), update(A, 3, 50), update(A, 4, 101)])
+    hub.ingest.run_pass()
     assert sub.writes == [b"a1;", b"a4;"]
-    assert hub.dropped_not_newer == 2
-    assert [hub.latest[A].price, hub.latest[A].seq] == [4, 2]
+    assert hub.ingest.dropped_not_newer == 2
+    assert [hub.hub.latest[A].price, hub.hub.latest[A].seq] == [4, 2]
 
 
 async def test_updates_for_unregistered_feeds_are_dropped() -> None:
     hub = hub_with_feeds()
-    hub.publish(update("c" * 64, 1, 1))
-    hub.run_pass()
-    assert "c" * 64 not in hub.latest and hub.dropped_unknown_feed == 1
+    hub.ingest.publish(update("c" * 64, 1, 1))
+    hub.ingest.run_pass()
+    assert "c" * 64 not in hub.hub.latest and hub.ingest.dropped_unknown_feed == 1
 
 
 async def test_a_feed_is_stale_after_silence_and_a_repeat_keeps_it_fresh() -> None:
     clock = [0.0]
     hub = hub_with_feeds(clock)
-    assert hub.is_stale(A)  # never seen
-    hub.publish(update(A, 1, 100))
-    hub.run_pass()
+    assert hub.hub.is_stale(A)  # never seen
+    hub.ingest.publish(update(A, 1, 100))
+    hub.ingest.run_pass()
     clock[0] = 4.0
-    hub.publish(update(A, 1, 100))  # same publish time: not delivered, but the feed is alive
-    hub.run_pass()
+    hub.ingest.publish(update(A, 1, 100))  # same publish time: not delivered, but the feed is alive
+    hub.ingest.run_pass()
     clock[0] = 8.0
-    assert not hub.is_stale(A)
+    assert not hub.hub.is_stale(A)
     clock[0] = 9.5
-    assert hub.is_stale(A)
+    assert hub.hub.is_stale(A)
 
 
 async def test_restored_prices_are_stale_until_a_fresh_update() -> None:
     hub = hub_with_feeds()
-    hub.restore([update(A, 7, 100)])
-    assert hub.latest[A].price == 7 and hub.is_stale(A)
-    hub.publish(update(A, 8, 200))
-    hub.run_pass()
-    assert not hub.is_stale(A)
+    hub.ingest.restore([update(A, 7, 100)])
+    assert hub.hub.latest[A].price == 7 and hub.hub.is_stale(A)
+    hub.ingest.publish(update(A, 8, 200))
+    hub.ingest.run_pass()
+    assert not hub.hub.is_stale(A)
 
 
 async def test_unsubscribed_connections_get_nothing_more() -> None:
     hub = hub_with_feeds()
     sub = Recorder(CountingCodec())
-    hub.subscribe(A, sub)
-    assert not hub.subscribe(A, sub)  # already subscribed
-    hub.unsubscribe(A, sub)
-    hub.publish(update(A, 1, 1))
-    hub.run_pass()
-    assert sub.writes == [] and hub.subscription_count() == 0
+    hub.hub.subscribe(A, sub)
+    assert not hub.hub.subscribe(A, sub)  # already subscribed
+    hub.hub.unsubscribe(A, sub)
+    hub.ingest.publish(update(A, 1, 1))
+    hub.ingest.run_pass()
+    assert sub.writes == [] and hub.hub.subscription_count() == 0
 
 
 async def test_a_failing_subscriber_does_not_stop_the_pass() -> None:
@@ -116,17 +120,17 @@ async def test_a_failing_subscriber_does_not_stop_the_pass() -> None:
             raise ConnectionError("gone")
 
     good, broken = Recorder(CountingCodec()), Broken(CountingCodec())
-    hub.subscribe(A, broken)
-    hub.subscribe(A, good)
-    hub.publish(update(A, 1, 1))
-    hub.run_pass()
+    hub.hub.subscribe(A, broken)
+    hub.hub.subscribe(A, good)
+    hub.ingest.publish(update(A, 1, 1))
+    hub.ingest.run_pass()
     assert good.writes == [b"a1;"]
 
 
 async def test_a_later_slot_in_the_same_second_is_new_only_if_the_price_changed() -> None:
     hub = hub_with_feeds()
     sub = Recorder(CountingCodec())
-    hub.subscribe(A, sub)
+    hub.hub.subscribe(A, sub)
 
     def at_slot(price: int, slot: int) -> PriceUpdate:
         u = update(A, price, 1_714_748_301_000_000)
@@ -134,7 +138,7 @@ async def test_a_later_slot_in_the_same_second_is_new_only_if_the_price_changed(
         return u
 
     for u in [at_slot(1, 10), at_slot(1, 11), at_slot(2, 12), at_slot(3, 11), at_slot(2, 12)]:
-        hub.publish(u)
-        hub.run_pass()
+        hub.ingest.publish(u)
+        hub.ingest.run_pass()
     assert sub.writes == [b"a1;", b"a2;"]
-    assert hub.dropped_not_newer == 3
+    assert hub.ingest.dropped_not_newer == 3

@@ -11,7 +11,7 @@ from picows import WSCloseCode
 
 from pricefeed.accounts import DEFAULT_PUBLISHER, derive_key, price_account_of, product_account_of
 from pricefeed.faces.jsonrpc import Handshake, JsonRpcSession, PythdApi, Refused, identify, parse_publishers, stagger
-from pricefeed.hub import Hub
+from pricefeed.pipeline import local_pipeline
 from pricefeed.model import Feed, FeedId, PriceUpdate, Status
 from pricefeed.sources.publishers import LocalOracle, ProductSpec, SlotClock
 
@@ -59,10 +59,11 @@ class Clock:
 
 class World:
     def __init__(self, publishers: dict[str, str | None] | None = None) -> None:
-        self.hub = Hub()
-        self.hub.add_feeds([Feed(BTC, "Crypto.BTC/USD", -8, "hermes", {"asset_type": "Crypto", "base": "BTC"})])
+        self.pipeline = local_pipeline()
+        self.ingest, self.hub = self.pipeline.ingest, self.pipeline.hub
+        self.ingest.add_feeds([Feed(BTC, "Crypto.BTC/USD", -8, "hermes", {"asset_type": "Crypto", "base": "BTC"})])
         self.clock = Clock()
-        self.oracle = LocalOracle(self.hub, products=[DEMO], slot_clock=SlotClock(1.0, self.clock))
+        self.oracle = LocalOracle(self.ingest, products=[DEMO], slot_clock=SlotClock(1.0, self.clock))
         self.api = PythdApi.create(self.hub, self.oracle, publishers, publish_interval_s=0.02)
 
     def session(self, handshake: Handshake | None = None) -> tuple[JsonRpcSession, Peer]:
@@ -307,7 +308,7 @@ def test_empty_batch_answers_empty_array_and_all_notifications_answer_nothing() 
 
 def test_binary_frames_are_ignored() -> None:
     session, peer = World().session()
-    session.receive_binary()
+    session.receive_binary(b'{"jsonrpc": "2.0"}')
     assert peer.take() == []
 
 
@@ -350,7 +351,7 @@ async def test_subscribe_price_of_an_upstream_feed_follows_the_hub() -> None:
     world = World()
     session, peer = world.session()
     call(session, peer, "subscribe_price", {"account": BTC_PRICE})
-    world.hub.publish(PriceUpdate(BTC, 6_000_000, 300, -8, 1_000_000, 5_900_000, 250, slot=9))
+    world.ingest.publish(PriceUpdate(BTC, 6_000_000, 300, -8, 1_000_000, 5_900_000, 250, slot=9))
     await asyncio.sleep(0)
     (notification,) = peer.take()
     assert notification["params"]["result"]["price"] == 6_000_000

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pricefeed.accounts import DEFAULT_PUBLISHER, derive_key, feed_id_of
-from pricefeed.hub import Hub
+from pricefeed.pipeline import local_pipeline
 from pricefeed.model import Status
 from pricefeed.sources.publishers import (
     LocalOracle,
@@ -64,8 +64,9 @@ def test_missing_products_file(tmp_path: Path) -> None:
 async def test_products_can_be_added_while_running(tmp_path: Path) -> None:
     path = tmp_path / "products.json"
     path.write_text(json.dumps([spec("Crypto.X/USD")]))
-    hub = Hub()
-    oracle = LocalOracle(hub, products_file=path, reload_interval_s=0.01)
+    pipeline = local_pipeline()
+    hub = pipeline.hub
+    oracle = LocalOracle(pipeline.ingest, products_file=path, reload_interval_s=0.01)
     await oracle.start()
     try:
         assert [p.spec.symbol for p in oracle.products.values()] == ["Crypto.X/USD"]
@@ -84,9 +85,10 @@ async def test_products_can_be_added_while_running(tmp_path: Path) -> None:
 
 
 async def test_aggregates_reach_the_hub_and_unknown_keeps_the_last_good_price() -> None:
-    hub, clock = Hub(), Clock()
+    pipeline, clock = local_pipeline(), Clock()
+    hub = pipeline.hub
     product = ProductSpec(symbol="Crypto.X/USD", exponent=-2, publishers=(DEFAULT_PUBLISHER,))
-    oracle = LocalOracle(hub, products=[product], slot_clock=SlotClock(1.0, clock))
+    oracle = LocalOracle(pipeline.ingest, products=[product], slot_clock=SlotClock(1.0, clock))
     feed_id = feed_id_of(product.account)
     oracle.quote(DEFAULT_PUBLISHER, product.account, 1000, 10, Status.TRADING)
     clock.t += 1
@@ -103,7 +105,7 @@ async def test_aggregates_reach_the_hub_and_unknown_keeps_the_last_good_price() 
 
 
 def test_quotes_are_refused_for_unknown_accounts_and_unpermitted_publishers() -> None:
-    oracle = LocalOracle(Hub(), products=[ProductSpec(symbol="Crypto.X/USD", exponent=-2,
+    oracle = LocalOracle(local_pipeline().ingest, products=[ProductSpec(symbol="Crypto.X/USD", exponent=-2,
                                                       publishers=(DEFAULT_PUBLISHER,))])
     with pytest.raises(UnknownAccount):
         oracle.quote(DEFAULT_PUBLISHER, derive_key("nothing"), 1, 1, Status.TRADING)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from pricefeed.outbox import Outbox
+from pricefeed.transport.outbox import Outbox
 
 
 def test_newest_frame_per_key_wins_and_keeps_its_place() -> None:

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 from pricefeed.catalog import KNOWN_FEEDS
-from pricefeed.hub import Hub
+from pricefeed.pipeline import local_pipeline
 from pricefeed.sources.simulated import SimulatedMarket
 
 
 def prices(seed: int, ticks: int, feeds: int = 13) -> list[list[int]]:
-    sim = SimulatedMarket(Hub(), seed=seed, feed_count=feeds)
+    sim = SimulatedMarket(local_pipeline().ingest, seed=seed, feed_count=feeds)
     return [[u.price for u in sim.tick()] for _ in range(ticks)]
 
 
@@ -16,7 +16,7 @@ def test_same_seed_same_walk_other_seed_other_walk() -> None:
 
 
 def test_every_feed_is_real_and_says_it_is_simulated() -> None:
-    sim = SimulatedMarket(Hub(), seed=1)
+    sim = SimulatedMarket(local_pipeline().ingest, seed=1)
     assert [f.id for f in sim.feeds] == [k.id for k in KNOWN_FEEDS]
     for feed in sim.feeds:
         assert feed.simulated and feed.attributes["simulated"] == "true"
@@ -26,7 +26,7 @@ def test_every_feed_is_real_and_says_it_is_simulated() -> None:
 
 
 def test_updates_are_plausible_pyth_prices() -> None:
-    sim = SimulatedMarket(Hub(), seed=3, interval_s=0.4)
+    sim = SimulatedMarket(local_pipeline().ingest, seed=3, interval_s=0.4)
     first, second = sim.tick(), sim.tick()
     for a, b in zip(first, second, strict=True):
         assert a.feed_id == b.feed_id
@@ -39,7 +39,7 @@ def test_updates_are_plausible_pyth_prices() -> None:
 
 
 def test_thousands_of_feeds_for_load_tests() -> None:
-    sim = SimulatedMarket(Hub(), seed=1, feed_count=5000)
+    sim = SimulatedMarket(local_pipeline().ingest, seed=1, feed_count=5000)
     updates = sim.tick()
     assert len(updates) == len({u.feed_id for u in updates}) == 5000
     assert sim.feeds[-1].symbol == "Crypto.SIM4999/USD"

@@ -34,3 +34,32 @@ class Sink(Protocol):
 
     def demand(self) -> set[FeedId]:
         """The feeds some client subscribes to now (an upstream streams these besides its configured ones)."""
+
+
+class Edge(Protocol):
+    """What a bus feeds on each process that serves clients: the hub."""
+
+    def add_feeds(self, feeds: Iterable[Feed]) -> None: ...
+
+    def restore(self, updates: Iterable[PriceUpdate]) -> None:
+        """Last known prices from a store: served at once, stale until fresh ones arrive."""
+
+    def receive(self, accepted: list[PriceUpdate], seen: Iterable[FeedId]) -> None:
+        """One ingest pass: the updates it accepted, in order, and every feed it heard from (even a repeat)."""
+
+    def demand(self) -> set[FeedId]: ...
+
+
+class Bus(Protocol):
+    """Carries what ingest accepted to every edge, and the edges' demand back to ingest."""
+
+    def attach(self, edge: Edge) -> None: ...
+
+    def publish_feeds(self, feeds: list[Feed]) -> None: ...
+
+    def publish_restored(self, updates: list[PriceUpdate]) -> None: ...
+
+    def publish(self, accepted: list[PriceUpdate], seen: Iterable[FeedId]) -> None: ...
+
+    def demand(self) -> set[FeedId]:
+        """The feeds some client of some edge subscribes to."""

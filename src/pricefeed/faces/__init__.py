@@ -1,1 +1,111 @@
-"""Faces: the protocols clients speak. Each turns hub events into its own wire format."""
+"""Faces: the protocols clients speak, and the registry of listeners that serve them.
+
+Each listener is found by name, can be turned off by its setting, and is a
+component of the assembly; a face sees only :class:`~.services.Services`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..components import Component, Task
+from ..transport.http import ApiServer
+from ..transport.listener import Listener
+from ..transport.picows import PicowsServer
+from ..transport.sansio_ws import sweep_pings
+from ..transport.sse import sweep_streams
+from ..transport.wsframe import FramedCodec
+from .hermes_sse import ALL_UPDATES
+from .hermes_ws import MAX_MESSAGE_BYTES, PLAIN, HermesWsSession
+from .jsonrpc import RPC_LIMITS, PythdApi, create_rpc_server, parse_publishers
+from .rest import create_rest_app
+from .services import Services
+from .simple_ws import Limits, SimpleWsCodec, SimpleWsSession
+
+if TYPE_CHECKING:
+    from ..config import Settings
+    from ..sources.publishers import LocalOracle
+
+
+def _no_session(peer: Any) -> Any:
+    raise TypeError("event streams get their session from the request that opened them")
+
+
+@dataclass
+class Listening:
+    """The listeners of one process, by name, with their ports and connection counts."""
+
+    components_by_name: dict[str, Component]
+    ports: dict[str, Callable[[], int]]
+    listeners: list[Listener]
+
+    def components(self) -> list[Component]:
+        return list(self.components_by_name.values())
+
+    def port(self, name: str) -> int:
+        return self.ports[name]()
+
+    def connections_by_face(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for listener in self.listeners:
+            counts[listener.face] = counts.get(listener.face, 0) + len(listener.connections)
+        return counts
+
+
+def build_listeners(services: Services, settings: Settings, oracle: LocalOracle | None) -> Listening:
+    components: dict[str, Component] = {}
+    ports: dict[str, Callable[[], int]] = {}
+    listeners: list[Listener] = []
+    limits = services.limits
+
+    def picows(name: str, server: PicowsServer, host: str, port: int) -> None:
+        async def start() -> None:
+            await server.start(host, port)
+
+        components[name] = Task(name, start, server.close, lambda: {"connections": len(server.connections)})
+        ports[name] = lambda: server.port
+        listeners.append(server)
+
+    if settings.ws:
+        session_limits = Limits(max_subscriptions=settings.max_subscriptions)
+        seed000 = PicowsServer(
+            "seed000", SimpleWsCodec(),
+            lambda conn: SimpleWsSession(services.hub, conn, conn.client_id, session_limits), limits, services.metrics)
+        picows("seed000", seed000, settings.host, settings.port)
+
+    if settings.rpc:
+        api = PythdApi.create(services.hub, oracle, parse_publishers(settings.rpc_publisher), settings.publish_interval)
+        rpc = create_rpc_server(api, services.metrics, dataclasses.replace(
+            RPC_LIMITS, max_message_bytes=limits.max_message_bytes, outbox_limit_bytes=limits.outbox_limit_bytes,
+            slow_client_timeout_s=limits.slow_client_timeout_s))
+        picows("pythd", rpc, settings.rpc_host, settings.rpc_port)
+        components["pythd notifier"] = Task("pythd notifier", _nothing, _closing(api.notifier.close))
+
+    if settings.api:
+        hermes_ws = Listener("hermes_ws", PLAIN, lambda conn: HermesWsSession(services.hub, conn),
+                             dataclasses.replace(limits, max_message_bytes=MAX_MESSAGE_BYTES), services.metrics,
+                             wrap=FramedCodec)
+        hermes_ws.on_sweep = sweep_pings
+        hermes_sse = Listener("hermes_sse", ALL_UPDATES, _no_session, limits, services.metrics)
+        hermes_sse.on_sweep = sweep_streams
+        server = ApiServer(create_rest_app(services, hermes_sse), settings.api_host, settings.api_port,
+                           websockets={"/ws": hermes_ws}, streams=[hermes_sse])
+        components["api"] = Task("api", server.start, server.close)
+        ports["api"] = lambda: server.port
+        listeners += [hermes_ws, hermes_sse]
+
+    return Listening(components, ports, listeners)
+
+
+async def _nothing() -> None:
+    return None
+
+
+def _closing(close: Callable[[], None]) -> Callable[[], Any]:
+    async def stop() -> None:
+        close()
+
+    return stop

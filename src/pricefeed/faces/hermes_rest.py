@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import PlainTextResponse
 
+from ..contracts import Handshake, Peer
 from ..model import FeedId, PriceUpdate
+from ..transport.http import TakeOver
+from ..transport.listener import Listener
+from ..transport.sse import EventFormat, SseStream
 from .hermes_json import (
     QueryError,
     feed_metadata,
@@ -26,10 +29,8 @@ from .hermes_json import (
     price_feed,
     price_update_body,
 )
-from .hermes_sse import price_stream
-
-if TYPE_CHECKING:
-    from ..app import App
+from .hermes_sse import KEEPALIVE_S, MAX_CONNECTION_S, SLOW_CONSUMER, TIMEOUT_24H, PriceStreamSession, event_parts
+from .services import Services
 
 JSON = "application/json"
 
@@ -51,9 +52,10 @@ class UpdatesQuery:
                    ignore_invalid=parse_bool(params.get("ignore_invalid_price_ids"), False))
 
 
-def create_hermes_router(app: App) -> APIRouter:
+def create_hermes_router(services: Services, streams: Listener) -> APIRouter:
+    """Hermes' HTTP routes; event streams are handed to ``streams``, the API port's SSE listener."""
     router = APIRouter(tags=["Hermes-compatible"])
-    hub = app.hub
+    hub = services.hub
 
     def hermes_errors(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
         async def wrapped(request: Request) -> Response:
@@ -103,7 +105,16 @@ def create_hermes_router(app: App) -> APIRouter:
         if unknown and not query.ignore_invalid:
             return PlainTextResponse(not_found(unknown), status_code=404)
         known = [i for i in query.ids if i in hub.feeds]
-        return price_stream(hub, known, encoding=query.encoding, parsed=query.parsed, benchmarks_only=benchmarks_only)
+        prefix, suffix = event_parts(query.encoding, query.parsed)
+        event_format = EventFormat(prefix=prefix, suffix=suffix, show_items=query.parsed, keepalive_s=KEEPALIVE_S,
+                                   max_age_s=MAX_CONNECTION_S, timeout_event=TIMEOUT_24H, slow_event=SLOW_CONSUMER,
+                                   headers=((b"access-control-allow-origin", b"*"),))
+        handshake = Handshake.of(str(request.url.path) + "?" + str(request.url.query), dict(request.headers))
+
+        def session(peer: Peer) -> PriceStreamSession:
+            return PriceStreamSession(hub, peer, known, benchmarks_only)
+
+        return TakeOver(lambda: SseStream(streams, handshake, event_format, session))
 
     @router.get("/v2/updates/price/{publish_time}", summary="Price updates at or after a time (Hermes)")
     @hermes_errors
@@ -117,7 +128,7 @@ def create_hermes_router(app: App) -> APIRouter:
         unknown = [i for i in query.ids if i not in hub.feeds]
         if unknown and not query.ignore_invalid:
             return PlainTextResponse(not_found(unknown), status_code=404)
-        updates = [app.history.first_at_or_after(i, publish_time) for i in query.ids if i in hub.feeds]
+        updates = [services.history.first_at_or_after(i, publish_time) for i in query.ids if i in hub.feeds]
         if any(u is None for u in updates):
             return PlainTextResponse("Update data not found", status_code=404)
         found = [u for u in updates if u is not None]
@@ -146,7 +157,7 @@ def create_hermes_router(app: App) -> APIRouter:
     @router.get("/ready", summary="Readiness (Hermes)")
     async def ready() -> Response:
         fresh = [f for f in hub.feeds if not hub.is_stale(f)]
-        if fresh and not app.stopping:
+        if fresh and not services.stopping():
             return PlainTextResponse("OK")
         newest = max((u.publish_time for u in hub.latest.values()), default=None)
         body = {"has_completed_recently": bool(fresh), "is_not_behind": bool(fresh),

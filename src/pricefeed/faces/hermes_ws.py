@@ -1,26 +1,21 @@
 """Hermes' WebSocket ``/ws`` (reference/hermes.md section 4), as used by price-service-client and pythclient.
 
 ``subscribe``/``unsubscribe`` with per-feed flags, a ``response`` to each, and
-one ``price_update`` message per subscribed feed per pass. The server's
-WebSocket pings come from uvicorn (every 20 s), within the 33 s that
-price-service-client waits for one.
+one ``price_update`` message per subscribed feed per pass. The transport pings
+every 30 s, as Hermes does, within the 33 s that price-service-client waits
+for one, and closes a peer that does not answer.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections import deque
-from typing import TYPE_CHECKING
-
 import orjson
-from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from ..hub import Codec, Hub
-from ..model import Feed, FeedId, PriceUpdate, parse_feed_id
+from ..contracts import Peer, Subscriber
+from ..hub import Hub
+from ..model import FeedId, PriceUpdate, parse_feed_id
+from ..topics import Topic
 from .hermes_json import hex_id_error, price_feed
-
-if TYPE_CHECKING:
-    from ..app import App
+from .json_types import describe
 
 MAX_MESSAGE_BYTES = 1025 * 1024
 SUCCESS = orjson.dumps({"type": "response", "status": "success"})
@@ -31,42 +26,42 @@ def error_response(message: str) -> bytes:
 
 
 class PriceUpdateCodec:
+    face = "hermes_ws"
+
     def __init__(self, verbose: bool) -> None:
         self.verbose = verbose
 
-    def encode_update(self, update: PriceUpdate, feed: Feed) -> bytes:
-        return orjson.dumps({"type": "price_update", "price_feed": price_feed(update, verbose=self.verbose)})
+    def encode(self, topic: Topic, item: object) -> bytes:
+        assert isinstance(item, PriceUpdate)
+        return orjson.dumps({"type": "price_update", "price_feed": price_feed(item, verbose=self.verbose)})
 
 
 PLAIN, VERBOSE = PriceUpdateCodec(verbose=False), PriceUpdateCodec(verbose=True)
 
 
-class _Lane:
-    """The hub sees one subscriber per message variant; both feed the same connection."""
-
-    def __init__(self, connection: HermesWsSession, codec: Codec) -> None:
-        self.connection = connection
-        self.codec = codec
-
-    def deliver(self, frames: dict[FeedId, bytes]) -> None:
-        self.connection.prices.update(frames)
-        self.connection.wake.set()
-
-
 class HermesWsSession:
-    """One ``/ws`` client: its subscriptions and what waits to be sent, without the socket."""
+    """One ``/ws`` client: its subscriptions, without the socket."""
 
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: Hub, peer: Peer) -> None:
         self.hub = hub
-        self.prices: dict[FeedId, bytes] = {}
-        self.replies: deque[bytes] = deque()
-        self.wake = asyncio.Event()
-        self.subscriptions: dict[FeedId, _Lane] = {}
-        self._lanes = {False: _Lane(self, PLAIN), True: _Lane(self, VERBOSE)}
+        self.peer = peer
+        self.subscriptions: dict[FeedId, Subscriber] = {}
+        # Hermes keeps the verbose flag per feed: each flavour is a lane of this connection with its own codec.
+        self._lanes = {False: peer.lane(PLAIN), True: peer.lane(VERBOSE)}
 
-    def receive(self, data: str | bytes) -> None:
-        self.replies.append(self._handle(data))
-        self.wake.set()
+    def opened(self) -> None:
+        """Hermes says nothing until the client does."""
+
+    def receive_binary(self, data: bytes) -> None:
+        """Hermes reads JSON from binary frames too."""
+        self.receive_text(data)
+
+    def receive_text(self, text: str | bytes) -> None:
+        self.peer.send(self._handle(text))
+
+    def closed(self) -> None:
+        for feed_id in list(self.subscriptions):
+            self._unsubscribe(feed_id)
 
     def _handle(self, data: str | bytes) -> bytes:
         try:
@@ -79,7 +74,7 @@ class HermesWsSession:
         ids = message.get("ids")
         if kind not in ("subscribe", "unsubscribe"):
             return error_response("missing field `type`" if kind is None else
-                                  f"unknown variant `{kind}`, expected `subscribe` or `unsubscribe`")
+                                  f"unknown variant `{describe(kind)}`, expected `subscribe` or `unsubscribe`")
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             return error_response("missing field `ids`" if ids is None else "invalid type: expected a sequence")
         for raw in ids:
@@ -103,7 +98,7 @@ class HermesWsSession:
                 self._subscribe(feed_id, self._lanes[flags["verbose"]])
         return SUCCESS
 
-    def _subscribe(self, feed_id: FeedId, lane: _Lane) -> None:
+    def _subscribe(self, feed_id: FeedId, lane: Subscriber) -> None:
         """Subscribe, or re-subscribe with new flags (Hermes keeps flags per feed)."""
         self._unsubscribe(feed_id)
         self.subscriptions[feed_id] = lane
@@ -113,52 +108,4 @@ class HermesWsSession:
         lane = self.subscriptions.pop(feed_id, None)
         if lane is not None:
             self.hub.unsubscribe(feed_id, lane)
-            self.prices.pop(feed_id, None)
-
-    def close(self) -> None:
-        for feed_id in list(self.subscriptions):
-            self._unsubscribe(feed_id)
-
-    def outgoing(self) -> list[bytes]:
-        """Replies first, then one price message per feed; everything queued is taken."""
-        messages = list(self.replies) + list(self.prices.values())
-        self.replies.clear()
-        self.prices.clear()
-        self.wake.clear()
-        return messages
-
-
-async def hermes_websocket(websocket: WebSocket, app: App) -> None:
-    await websocket.accept()
-    session = HermesWsSession(app.hub)
-
-    async def read() -> None:
-        while True:
-            message = await websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            data = message.get("text") if message.get("text") is not None else message.get("bytes")
-            if data is None:
-                continue
-            if len(data) > MAX_MESSAGE_BYTES:
-                await websocket.close(1009, "message too big")
-                return
-            session.receive(data)
-
-    async def write() -> None:
-        while True:
-            await session.wake.wait()
-            for payload in session.outgoing():
-                await websocket.send_text(payload.decode())
-
-    reader = asyncio.create_task(read())
-    writer = asyncio.create_task(write())
-    try:
-        await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
-    except WebSocketDisconnect:
-        pass
-    finally:
-        reader.cancel()
-        writer.cancel()
-        await asyncio.gather(reader, writer, return_exceptions=True)
-        session.close()
+            self.peer.discard_price(feed_id)

@@ -22,13 +22,16 @@ from typing import NoReturn, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
-from picows import WSCloseCode
 
 from ..accounts import DEFAULT_PUBLISHER, parse_key, price_account_of
-from ..hub import Codec, Hub
+from ..contracts import CloseCode, Codec
+from ..hub import Hub
+from ..metrics import Metrics
 from ..model import Feed, FeedId, PriceUpdate, Status
 from ..sources.publishers import LocalOracle, LocalProduct, NotPermitted, QuoteRejected, UnknownAccount
-from ..websocket import Connection, ConnectionLimits, WebSocketServer
+from ..topics import Topic
+from ..transport.limits import ConnectionLimits
+from ..transport.picows import PicowsConnection, PicowsServer
 from .json_types import json_type
 from .pythd import Directory
 
@@ -137,7 +140,7 @@ class RpcPeer(Protocol):
 
     def flush(self) -> None: ...
 
-    def close(self, code: WSCloseCode, reason: str) -> None: ...
+    def close(self, code: int, reason: str) -> None: ...
 
 
 def stagger(price_account: str) -> float:
@@ -155,10 +158,14 @@ def _notification(method: bytes, params_before_id: bytes, subscription: int) -> 
 class _ResultCodec:
     """Renders a hub update of an upstream feed as a ``notify_price`` result, once for all subscribers."""
 
+    face = "pythd"
+
     def __init__(self, directory: Directory) -> None:
         self.directory = directory
 
-    def encode_update(self, update: PriceUpdate, feed: Feed) -> bytes:
+    def encode(self, topic: Topic, item: object) -> bytes:
+        assert isinstance(item, PriceUpdate)
+        feed = self.directory.hub.feeds[item.feed_id]
         return orjson.dumps(self.directory.notify_result(feed, price_account_of(feed.id)))
 
 
@@ -327,18 +334,18 @@ class JsonRpcSession:
     def opened(self) -> None:
         handshake = self._handshake()
         if handshake.path != "/":
-            self.peer.close(WSCloseCode.POLICY_VIOLATION, f"no such endpoint {handshake.path}: the API is at /")
+            self.peer.close(CloseCode.POLICY_VIOLATION, f"no such endpoint {handshake.path}: the API is at /")
             return
         try:
             self.publisher = identify(handshake, self.api.publishers)
         except Refused as exc:
             log.warning("pythd API: refused a connection: %s", exc)
-            self.peer.close(WSCloseCode.POLICY_VIOLATION, str(exc))
+            self.peer.close(CloseCode.POLICY_VIOLATION, str(exc))
 
     def closed(self) -> None:
         self.api.notifier.drop(self.peer)
 
-    def receive_binary(self) -> None:
+    def receive_binary(self, data: bytes) -> None:
         """Ignored, as pyth-agent does: JSON-RPC comes in text frames."""
 
     def receive_text(self, text: str | bytes) -> None:
@@ -524,19 +531,18 @@ def _status(value: object) -> Status:
 # -- the listener ---------------------------------------------------------------------
 
 
-def handshake_of(conn: Connection) -> Handshake:
+def handshake_of(conn: PicowsConnection) -> Handshake:
     """The path, query and headers a connection's upgrade request carried."""
-    transport = conn.transport
-    if transport is None:
-        return Handshake()
-    request = transport.request
-    return Handshake.of(request.path.decode("latin-1"), dict(request.headers.items()))
+    presented = conn.handshake
+    return Handshake(presented.path, presented.query, presented.headers)
 
 
 class _NotAHubSubscriber:
     """JSON-RPC connections get prices through the :class:`Notifier`, never straight from the hub."""
 
-    def encode_update(self, update: PriceUpdate, feed: Feed) -> bytes:
+    face = "pythd"
+
+    def encode(self, topic: Topic, item: object) -> bytes:
         raise TypeError("a pythd API connection is not a hub subscriber")
 
 
@@ -544,7 +550,11 @@ RPC_LIMITS = ConnectionLimits(max_messages_per_second=1000.0, message_burst=2000
 """pythd clients may send one update_price per account per slot without batching: allow far more than 50/s."""
 
 
-def create_rpc_server(api: PythdApi, limits: ConnectionLimits = RPC_LIMITS) -> WebSocketServer:
+def create_rpc_server(api: PythdApi, metrics: Metrics, limits: ConnectionLimits = RPC_LIMITS) -> PicowsServer:
     """The pythd API listener; ``await server.start(host, port)`` and ``await server.close()``."""
-    return WebSocketServer("pythd JSON-RPC", _NotAHubSubscriber(),
-                           lambda conn: JsonRpcSession(api, conn, lambda: handshake_of(conn), conn.client_id), limits)
+
+    def session(conn: object) -> JsonRpcSession:
+        assert isinstance(conn, PicowsConnection)
+        return JsonRpcSession(api, conn, lambda: handshake_of(conn), conn.client_id)
+
+    return PicowsServer("pythd", _NotAHubSubscriber(), session, limits, metrics)

@@ -1,23 +1,23 @@
-"""The REST face: health, feeds and status as JSON, with OpenAPI docs at ``/docs``."""
+"""The REST face: health, feeds, status and metrics, with OpenAPI docs at ``/docs``, and Hermes' routes."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from fastapi import FastAPI, Query, Request, WebSocket
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from .. import __version__
 from ..model import Feed, asset_type_key, parse_feed_id, scaled
+from ..transport.listener import Listener
 from .hermes_rest import create_hermes_router
-from .hermes_ws import hermes_websocket
+from .services import Services
 from .simple_ws import iso_time
-
-if TYPE_CHECKING:
-    from ..app import App
 
 
 class FeedOut(BaseModel):
@@ -46,10 +46,14 @@ class ApiError(Exception):
         self.message = message
 
 
-def create_rest_app(app: App) -> FastAPI:
+def create_rest_app(app: Services, hermes_streams: Listener) -> FastAPI:
     api = FastAPI(title="pricefeed", version=__version__,
                   description="Real-time market prices: status and feeds, and a Hermes-compatible API "
-                              "(`/v2/...`, `/api/...`, `/ws`) that Pyth's own clients can use unchanged.")
+                              "(`/v2/...`, `/api/...`, and the WebSocket `/ws`) that Pyth's own clients can use "
+                              "unchanged. Prometheus metrics at `/metrics`.")
+    # Hermes allows every origin, so browser apps using hermes-client work from any page.
+    api.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "HEAD", "OPTIONS"],
+                       allow_headers=["*"])
 
     @api.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -76,7 +80,7 @@ def create_rest_app(app: App) -> FastAPI:
             conf=None if latest is None else scaled(latest.conf, latest.expo),
             ema_price=None if latest is None else scaled(latest.ema_price, latest.expo),
             ema_conf=None if latest is None else scaled(latest.ema_conf, latest.expo),
-            status=status, stale=status == "stale",
+            status=status, stale=status == "stale",  # a feed with no price yet is "unknown", not stale
             publish_time=None if latest is None else iso_time(latest.publish_time_us),
             seq=None if latest is None else latest.seq, attributes=dict(feed.attributes))
 
@@ -117,10 +121,9 @@ def create_rest_app(app: App) -> FastAPI:
     async def status() -> dict[str, Any]:
         return app.status()
 
-    api.include_router(create_hermes_router(app))
+    @api.get("/metrics", summary="Prometheus metrics")
+    async def metrics() -> Response:
+        return Response(app.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
-    async def hermes_ws(websocket: WebSocket) -> None:
-        await hermes_websocket(websocket, app)
-
-    api.add_api_websocket_route("/ws", hermes_ws)
+    api.include_router(create_hermes_router(app, hermes_streams))
     return api

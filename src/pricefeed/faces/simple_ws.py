@@ -12,13 +12,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
-from ..hub import Hub, Subscriber
-from ..model import Feed, FeedId, PriceUpdate, parse_feed_id, scaled
-from .json_types import json_type
+from ..contracts import Peer
+from ..hub import Hub
+from ..model import FeedId, PriceUpdate, parse_feed_id, scaled
+from ..topics import Topic
+from .json_types import describe, json_type
 
 WELCOME = "Connected to Pyth Price Feed Websocket Server"
 MESSAGE_TYPES = ("subscribe", "unsubscribe", "subscribe_multiple", "get_available_feeds")
@@ -46,8 +48,11 @@ def price_fields(update: PriceUpdate, status: str) -> dict[str, Any]:
 class SimpleWsCodec:
     """Renders hub updates as seed-000 ``price_update`` payloads (shared by all its connections)."""
 
-    def encode_update(self, update: PriceUpdate, feed: Feed) -> bytes:
-        return encode_price_update(update, str(update.status))  # just arrived, so never stale
+    face = "seed000"
+
+    def encode(self, topic: Topic, item: object) -> bytes:
+        assert isinstance(item, PriceUpdate)
+        return encode_price_update(item, str(item.status))  # just arrived, so never stale
 
 
 def encode_price_update(update: PriceUpdate, status: str) -> bytes:
@@ -56,19 +61,6 @@ def encode_price_update(update: PriceUpdate, status: str) -> bytes:
 
 def error(message: str) -> bytes:
     return orjson.dumps({"type": "error", "message": message})
-
-
-class Peer(Subscriber, Protocol):
-    """What a session needs from its connection (which the hub also sees as a subscriber)."""
-
-    def send(self, payload: bytes) -> None:
-        """Queue a message that is never conflated (a reply, an error)."""
-
-    def send_price(self, feed_id: FeedId, payload: bytes) -> None:
-        """Queue a price message, conflated with a pending one of the same feed."""
-
-    def discard_price(self, feed_id: FeedId) -> None:
-        """Drop a pending price message of a feed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +93,7 @@ class SimpleWsSession:
             self.hub.unsubscribe(feed_id, self.peer)
         self.subscriptions.clear()
 
-    def receive_binary(self) -> None:
+    def receive_binary(self, data: bytes) -> None:
         self.peer.send(error("binary frames are not supported: send JSON messages as text frames"))
 
     def receive_text(self, text: str | bytes) -> None:
@@ -120,7 +112,7 @@ class SimpleWsSession:
             if kind is None:
                 self.peer.send(error(f"missing \"type\": expected one of {expected}"))
             else:
-                self.peer.send(error(f"unknown message type {kind!r}: expected one of {expected}"))
+                self.peer.send(error(f"unknown message type {describe(kind)}: expected one of {expected}"))
             return
         handler(message)
 

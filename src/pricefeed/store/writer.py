@@ -7,7 +7,7 @@ import logging
 import time
 from typing import Any
 
-from ..hub import Hub
+from ..ingest import Ingest
 from ..model import FeedId, PriceUpdate
 from .base import Store
 
@@ -15,8 +15,8 @@ log = logging.getLogger(__name__)
 
 
 class StoreWriter:
-    def __init__(self, hub: Hub, store: Store, interval_s: float = 1.0) -> None:
-        self.hub = hub
+    def __init__(self, ingest: Ingest, store: Store, interval_s: float = 1.0) -> None:
+        self.ingest = ingest
         self.store = store
         self.interval_s = interval_s
         self._dirty: dict[FeedId, PriceUpdate] = {}
@@ -24,7 +24,7 @@ class StoreWriter:
         self._task: asyncio.Task[None] | None = None
         self.flushes = 0
         self.last_flush_at: float | None = None
-        hub.add_listener(self._on_batch)
+        ingest.add_listener(self._on_batch)
 
     def _on_batch(self, updates: list[PriceUpdate]) -> None:
         for update in updates:
@@ -43,7 +43,7 @@ class StoreWriter:
 
     async def flush(self) -> None:
         """Save new or changed feed metadata, then every price that changed since the last flush."""
-        changed_feeds = [f for f in self.hub.feeds.values() if self._saved_feeds.get(f.id) is not f]
+        changed_feeds = [f for f in self.ingest.feeds.values() if self._saved_feeds.get(f.id) is not f]
         if changed_feeds:
             await self.store.save_feeds(changed_feeds)
             self._saved_feeds.update((f.id, f) for f in changed_feeds)

@@ -42,10 +42,14 @@ class Outbox:
 
     def take(self) -> bytes:
         """All pending frames in order, as one buffer for one write; the outbox is then empty."""
-        data = b"".join(self._frames.values())
+        return b"".join(self.take_frames())
+
+    def take_frames(self) -> list[bytes]:
+        """All pending frames in order; the outbox is then empty."""
+        frames = list(self._frames.values())
         self._frames.clear()
         self._bytes = 0
-        return data
+        return frames
 
     @property
     def pending_bytes(self) -> int:

@@ -1,0 +1,28 @@
+"""What faces see of the service: the hub, the price history, health and status, the metrics, the listeners.
+
+Faces get this narrow view, never the application object, so a face cannot
+reach into sources, the store or another face.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..history import PriceHistory
+from ..hub import Hub
+from ..metrics import Metrics
+from ..transport.limits import ConnectionLimits
+
+
+@dataclass(slots=True)
+class Services:
+    hub: Hub
+    history: PriceHistory
+    metrics: Metrics
+    limits: ConnectionLimits
+    """The per-connection limits every socket face starts from (``--max-message-bytes`` and the rest)."""
+    health: Callable[[], dict[str, Any]]
+    status: Callable[[], dict[str, Any]]
+    stopping: Callable[[], bool]

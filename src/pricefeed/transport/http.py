@@ -1,0 +1,143 @@
+"""The API port: uvicorn serves REST, and hands WebSocket upgrades and event streams to our transport.
+
+Hermes keeps REST, SSE and ``/ws`` on one base URL, so they share one port.
+uvicorn parses every request; WebSocket upgrades go to ``sansio_ws.py`` (its
+``ws`` protocol class) and an event stream, once its face has validated the
+request, takes the socket over (:class:`TakeOver`), so both get the same
+outbox, limits and one-write-per-pass fan-out as the picows ports. A
+connection that does not finish its request head in time is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import uvicorn
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from .listener import Listener
+from .sansio_ws import upgrade_protocol
+
+log = logging.getLogger(__name__)
+
+TAKE_OVER = "pricefeed.take_over"
+"""The ASGI scope extension through which a response takes the connection over."""
+
+ProtocolFactory = Callable[[], asyncio.Protocol]
+
+
+class ApiHttpProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP protocol, with a deadline for the request head and a way for a stream to take over."""
+
+    header_timeout_s = 10.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_head_timer()
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm_head_timer()
+
+    def on_headers_complete(self) -> None:
+        self._disarm_head_timer()
+        super().on_headers_complete()
+        extensions: dict[str, Any] = self.scope.setdefault("extensions", {})
+        extensions[TAKE_OVER] = self._take_over
+
+    def _arm_head_timer(self) -> None:
+        if self._head_timer is None:
+            self._head_timer = self.loop.call_later(self.header_timeout_s, self._head_timed_out)
+
+    def _disarm_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def _take_over(self, make: ProtocolFactory) -> None:
+        """Give the socket to ``make()``; uvicorn then considers the request answered and forgets it."""
+        cycle = self.cycle
+        cycle.response_started = cycle.response_complete = True
+        self.connections.discard(self)
+        self._unset_keepalive_if_required()
+        self._disarm_head_timer()
+        protocol = make()
+        self.transport.set_protocol(protocol)
+        protocol.connection_made(self.transport)
+
+
+class TakeOver(Response):
+    """A response that hands the connection to one of our streams instead of answering through ASGI."""
+
+    def __init__(self, make: ProtocolFactory) -> None:
+        super().__init__()
+        self.make = make
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        take_over = scope.get("extensions", {}).get(TAKE_OVER)
+        if take_over is None:  # served by another server (e.g. a test client): it cannot stream
+            await Response("streams are served by pricefeed's own HTTP server\n", status_code=501,
+                           media_type="text/plain")(scope, receive, send)
+            return
+        take_over(self.make)
+
+
+class _Embedded(uvicorn.Server):
+    """uvicorn inside our loop: the app, not uvicorn, owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class ApiServer:
+    """The API port: an ASGI app for requests, our listeners for WebSockets (by path) and streams."""
+
+    def __init__(self, app: Any, host: str, port: int, websockets: Mapping[str, Listener],
+                 streams: list[Listener]) -> None:
+        self.websockets = dict(websockets)
+        self.listeners = [*dict.fromkeys([*self.websockets.values(), *streams])]
+        self._server = _Embedded(uvicorn.Config(
+            app, host=host, port=port, lifespan="off", access_log=False, log_config=None,
+            http=ApiHttpProtocol, ws=upgrade_protocol(self.websockets), timeout_graceful_shutdown=2))
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._server.serve(), name="api-server")
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()  # re-raises why it failed (e.g. port in use)
+                raise RuntimeError("the API server stopped during start-up")
+            await asyncio.sleep(0.01)
+        config = self._server.config
+        log.info("REST API on http://%s:%d (docs at /docs, metrics at /metrics)", config.host, self.port)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.servers[0].sockets[0].getsockname()[1])
+
+    async def close(self) -> None:
+        """Close our WebSockets (1001) and end our streams, then let uvicorn finish its requests."""
+        await asyncio.gather(*(listener.close_all() for listener in self.listeners))
+        self._server.should_exit = True
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)

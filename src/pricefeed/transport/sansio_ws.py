@@ -1,0 +1,216 @@
+"""WebSockets on the API port, on the ``websockets`` library's sans-I/O protocol.
+
+uvicorn parses the HTTP request and hands the upgrade over; ``websockets``
+does RFC 6455 (handshake checks, frame parsing, RSV bits, fragmentation,
+control frames, close) and we write its bytes. Price frames skip it: they are
+built once per topic and written as they are, like on the picows ports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import cast
+
+from websockets.exceptions import InvalidState
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request
+from websockets.server import ServerProtocol
+
+from ..contracts import CloseCode, Handshake
+from .connection import Connection
+from .listener import Listener
+from .picows import CLOSE_TIMEOUT_S, reset_on_close
+from .wsframe import frame, unsupported_version
+
+log = logging.getLogger(__name__)
+_protocol_log = logging.getLogger(__name__ + ".protocol")
+_protocol_log.setLevel(logging.WARNING)  # websockets logs each connection at INFO; ours are at DEBUG
+
+PING_INTERVAL_S = 30.0
+"""Hermes pings every 30 s (ws.rs) and drops a peer that has not answered by the next ping."""
+
+
+class SansIoWebSocket(Connection, asyncio.Protocol):
+    """One WebSocket on the API port: a :class:`Connection` fed by a ``websockets`` ``ServerProtocol``."""
+
+    def __init__(self, listener: Listener, handshake: Handshake, protocol: ServerProtocol,
+                 transport: asyncio.Transport) -> None:
+        self.protocol = protocol
+        self.transport = transport
+        self._fragments: list[bytes] = []
+        self._fragment_is_text = True
+        self._ping_sent_at: float | None = None
+        self._last_ping_at = -PING_INTERVAL_S  # Hermes pings at once on connect
+        Connection.__init__(self, listener, handshake)
+
+    # -- asyncio.Protocol -----------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        self.protocol.receive_data(data)
+        self._pump()
+
+    def eof_received(self) -> bool | None:
+        self.protocol.receive_eof()
+        self._pump()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        code = self.protocol.close_code
+        self.detach(str(code) if code is not None else "no close frame")
+
+    # -- the websockets protocol -------------------------------------------------------
+
+    def _pump(self) -> None:
+        """Handle what the protocol parsed, then write what it wants sent (replies to pings and closes)."""
+        for event in self.protocol.events_received():
+            if isinstance(event, Frame):
+                self._on_frame(event)
+        self._write_protocol_data()
+        if self.protocol.close_expected() and not self.transport.is_closing():
+            asyncio.get_running_loop().call_later(CLOSE_TIMEOUT_S, self.transport.close)
+
+    def _write_protocol_data(self) -> None:
+        for data in self.protocol.data_to_send():
+            if self.transport.is_closing():
+                return
+            if data:
+                self.transport.write(data)
+            elif self.transport.can_write_eof():
+                self.transport.write_eof()
+
+    def _on_frame(self, event: Frame) -> None:
+        opcode = event.opcode
+        if opcode is Opcode.PONG:
+            self._ping_sent_at = None
+            return
+        if opcode in (Opcode.PING, Opcode.CLOSE) or self.closing:
+            return  # the protocol answers pings and closes itself
+        if opcode is not Opcode.CONT:
+            self._fragments.clear()
+            self._fragment_is_text = opcode is Opcode.TEXT
+        self._fragments.append(bytes(event.data))
+        if event.fin:
+            message = b"".join(self._fragments)
+            self._fragments.clear()
+            self.receive_message(message, self._fragment_is_text)
+
+    def ping(self, now: float) -> None:
+        """Ping every :data:`PING_INTERVAL_S`; a peer that left the previous ping unanswered is closed."""
+        if now - self._last_ping_at < PING_INTERVAL_S or self.closing:
+            return
+        if self._ping_sent_at is not None:
+            self.close(CloseCode.POLICY_VIOLATION, "no pong to the last ping", abort=True)
+            return
+        self._last_ping_at = self._ping_sent_at = now
+        self.protocol.send_ping(b"")
+        self._write_protocol_data()
+
+    # -- the socket, for Connection ----------------------------------------------------
+
+    def frame(self, payload: bytes) -> bytes:
+        return frame(payload)
+
+    def buffered_bytes(self) -> int:
+        return self.transport.get_write_buffer_size()
+
+    def _close_transport(self, code: int, reason: str, abort: bool) -> None:
+        with contextlib.suppress(InvalidState):  # already closing
+            self.protocol.send_close(code, reason[:123])
+        self._write_protocol_data()
+        if abort:
+            reset_on_close(self.transport.get_extra_info("socket"))
+            self.transport.abort()
+        else:
+            asyncio.get_running_loop().call_later(CLOSE_TIMEOUT_S, self.transport.close)
+
+
+def sweep_pings(connection: Connection) -> None:
+    """A listener sweep's per-connection work on the API port's WebSockets."""
+    if isinstance(connection, SansIoWebSocket):
+        connection.ping(time.monotonic())
+
+
+class WebSocketUpgrade(asyncio.Protocol):
+    """What uvicorn hands a WebSocket upgrade to: routes it by path to a face, or refuses it.
+
+    It stays the transport's protocol (uvicorn sets it after handing the request over) and passes
+    everything on to the connection once there is one.
+    """
+
+    routes: Mapping[str, Listener] = {}
+
+    def __init__(self, **uvicorn_state: object) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.protocol: ServerProtocol | None = None
+        self.connection: SansIoWebSocket | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not asyncio's classes
+
+    def data_received(self, data: bytes) -> None:
+        if self.connection is not None:
+            self.connection.data_received(data)
+            return
+        assert self.transport is not None
+        if self.protocol is None:
+            self.protocol = ServerProtocol(max_size=None, logger=_protocol_log)
+        self.protocol.receive_data(data)
+        for event in self.protocol.events_received():
+            if isinstance(event, Request):
+                self._upgrade(event)
+                return
+
+    def eof_received(self) -> bool | None:
+        return None if self.connection is None else self.connection.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.connection is not None:
+            self.connection.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        if self.connection is not None:
+            self.connection.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.connection is not None:
+            self.connection.resume_writing()
+
+    def _upgrade(self, request: Request) -> None:
+        assert self.transport is not None and self.protocol is not None
+        headers = {k.lower(): v for k, v in request.headers.raw_items()}
+        handshake = Handshake.of(request.path, headers)
+        listener = self.routes.get(handshake.path)
+        protocol = self.protocol
+        if listener is None:
+            response = protocol.reject(404, f"no WebSocket endpoint at {handshake.path}\n")
+        elif (problem := unsupported_version(headers)) is not None:
+            listener.refused("version")
+            response = protocol.reject(426, problem + "\n")
+            response.headers["Sec-WebSocket-Version"] = "13"
+        else:
+            protocol.max_message_size = listener.limits.max_message_bytes
+            response = protocol.accept(request)
+        protocol.send_response(response)
+        if response.status_code != 101 or listener is None:
+            for data in protocol.data_to_send():
+                if data:
+                    self.transport.write(data)
+            self.transport.close()
+            return
+        connection = self.connection = SansIoWebSocket(listener, handshake, protocol, self.transport)
+        connection._write_protocol_data()  # the 101 response
+        peer = self.transport.get_extra_info("peername")
+        connection.attach(self.transport.write, f"{peer[0]}:{peer[1]}" if peer else "-")
+        connection.ping(time.monotonic())
+
+
+def upgrade_protocol(routes: Mapping[str, Listener]) -> type[WebSocketUpgrade]:
+    """The class uvicorn instantiates for each upgrade (its ``ws`` setting), bound to our routes."""
+    return type("PricefeedWebSocketUpgrade", (WebSocketUpgrade,), {"routes": dict(routes)})
+
+
+Routes = Callable[[], Mapping[str, Listener]]
