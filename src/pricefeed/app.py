@@ -23,6 +23,7 @@ from .pipeline import local_pipeline
 from .sources import Source, create_source
 from .sources.publishers import LocalOracle, SlotClock
 from .store import SqliteStore, Store, StoreWriter
+from .transport.connection import Connection
 from .transport.limits import ConnectionLimits
 
 log = logging.getLogger(__name__)
@@ -121,6 +122,9 @@ class App:
 
     def components(self) -> list[Component]:
         return self.assembly.components
+
+    def connections(self) -> list[Connection]:
+        return [conn for listener in self.listeners.listeners for conn in listener.connections]
 
     def health(self) -> dict[str, Any]:
         reasons = [f"source {s.name} is {s.state}" + (f": {s.last_error}" if s.last_error else "")

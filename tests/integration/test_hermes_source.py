@@ -18,7 +18,9 @@ from typing import Any
 import orjson
 import pytest
 
-from pricefeed.hub import Codec, Hub
+from pricefeed.contracts import Codec
+from pricefeed.hub import Hub
+from pricefeed.pipeline import Pipeline, local_pipeline
 from pricefeed.model import Feed, FeedId, PriceUpdate
 from pricefeed.resilience import Backoff
 from pricefeed.sources.base import SourceState
@@ -56,7 +58,9 @@ def _as_message(update: PriceUpdate) -> dict[str, Any]:
 
 
 class _UnusedCodec:
-    def encode_update(self, update: PriceUpdate, feed: Feed) -> bytes:
+    face = "test"
+
+    def encode(self, topic: str, item: object) -> bytes:
         return b""
 
 
@@ -136,8 +140,13 @@ hermes_b = pytest.fixture(_running_hermes, name="hermes_b")
 
 
 @pytest.fixture
-def hub() -> Hub:
-    return Hub()
+def pipeline() -> Pipeline:
+    return local_pipeline()
+
+
+@pytest.fixture
+def hub(pipeline: Pipeline) -> Hub:
+    return pipeline.hub
 
 
 @pytest.fixture
@@ -149,7 +158,7 @@ SourceFactory = Callable[..., HermesSource]
 
 
 @pytest.fixture
-async def make_source(hub: Hub, hermes: HermesServer) -> AsyncIterator[SourceFactory]:
+async def make_source(pipeline: Pipeline, hermes: HermesServer) -> AsyncIterator[SourceFactory]:
     """Start a source with test-sized timings; stops it at the end of the test."""
     started: list[HermesSource] = []
 
@@ -159,7 +168,7 @@ async def make_source(hub: Hub, hermes: HermesServer) -> AsyncIterator[SourceFac
             "demand_poll_s": 0.02, "backoff": fast_backoff(), "metadata_refresh_s": 60.0, "connect_timeout_s": 2.0,
         }
         settings.update(options)
-        source = HermesSource(hub, **settings)
+        source = HermesSource(pipeline.ingest, **settings)
         started.append(source)
         return source
 
@@ -481,10 +490,10 @@ async def test_symbols_resolve_from_metadata_and_every_feed_is_registered(
 
 
 async def test_without_hermes_metadata_the_stored_feeds_still_resolve(
-        hermes: HermesServer, make_source: SourceFactory, hub: Hub) -> None:
+        hermes: HermesServer, make_source: SourceFactory, pipeline: Pipeline) -> None:
     hermes.metadata_script.extend(Respond(500, "RPC connection error") for _ in range(50))
     # As the app does at start-up: feeds from the store, saved when Hermes last answered.
-    hub.add_feeds([Feed(PYTH, "Crypto.PYTH/USD", -8, "hermes", {"display_symbol": "PYTH/USD"})])
+    pipeline.ingest.add_feeds([Feed(PYTH, "Crypto.PYTH/USD", -8, "hermes", {"display_symbol": "PYTH/USD"})])
     source = make_source(feeds=["PYTH/USD"])
     await source.start()
     stream = await hermes.next_connection()

@@ -22,10 +22,12 @@ from websockets.exceptions import ConnectionClosed
 from pricefeed.accounts import DEFAULT_PUBLISHER, derive_key, feed_id_of, price_account_of, product_account_of
 from pricefeed.faces.jsonrpc import PythdApi, create_rpc_server
 from pricefeed.faces.simple_ws import Limits, SimpleWsCodec, SimpleWsSession
-from pricefeed.hub import Hub
+from pricefeed.metrics import Metrics
+from pricefeed.pipeline import local_pipeline
+from pricefeed.transport.limits import ConnectionLimits
+from pricefeed.transport.picows import PicowsServer
 from pricefeed.model import Feed, PriceUpdate, now_us
 from pricefeed.sources.publishers import LocalOracle, ProductSpec, SlotClock
-from pricefeed.websocket import WebSocketServer
 
 A, B, C, D = (derive_key("publisher", name) for name in "ABCD")
 DEMO = ProductSpec(symbol="Crypto.DEMO/USD", exponent=-5, publishers=(DEFAULT_PUBLISHER,))
@@ -40,14 +42,17 @@ class Assembly:
     """Hub + local oracle + pythd listener + seed-000 listener on free ports."""
 
     def __init__(self, publishers: dict[str, str | None], slot_s: float) -> None:
-        self.hub = Hub()
-        self.hub.add_feeds([UPSTREAM])
+        pipeline = local_pipeline()
+        self.ingest, self.hub = pipeline.ingest, pipeline.hub
+        self.ingest.add_feeds([UPSTREAM])
         self.clock = SlotClock(slot_s)
-        self.oracle = LocalOracle(self.hub, products=[DEMO, DEMO2, TRIO], slot_clock=self.clock)
+        self.oracle = LocalOracle(self.ingest, products=[DEMO, DEMO2, TRIO], slot_clock=self.clock)
         self.api = PythdApi.create(self.hub, self.oracle, publishers, publish_interval_s=0.05)
-        self.rpc = create_rpc_server(self.api)
-        self.seed000 = WebSocketServer("seed-000", SimpleWsCodec(),
-                                       lambda conn: SimpleWsSession(self.hub, conn, conn.client_id, Limits()))
+        metrics = Metrics()
+        self.rpc = create_rpc_server(self.api, metrics)
+        self.seed000 = PicowsServer("seed000", SimpleWsCodec(),
+                                    lambda conn: SimpleWsSession(self.hub, conn, conn.client_id, Limits()),
+                                    ConnectionLimits(), metrics)
 
     async def start(self) -> Assembly:
         await self.oracle.start()
@@ -288,7 +293,7 @@ async def test_upstream_feed_is_readable_and_subscribable(local: Assembly) -> No
         assert product["result"]["attr_dict"]["symbol"] == "Crypto.BTC/USD"
         assert (await rpc(ws, request("subscribe_price", {"account": account}, 2)))["result"]["subscription"] >= 1
         assert json.loads(await ws.recv())["method"] == "notify_price"  # the current price, right away
-        local.hub.publish(PriceUpdate(UPSTREAM.id, 9_500_000_000_000, 4_000_000, -8, now_us(), 9_400_000_000_000,
+        local.ingest.publish(PriceUpdate(UPSTREAM.id, 9_500_000_000_000, 4_000_000, -8, now_us(), 9_400_000_000_000,
                                       3_000_000, slot=123))
         notification = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
     assert notification["params"]["result"]["price"] == 9_500_000_000_000

@@ -19,7 +19,7 @@ from pricefeed.app import App
 from pricefeed.config import load_settings
 from pricefeed.model import PriceUpdate
 from pricefeed.sources import SimulatedMarket
-from pricefeed.websocket import Connection
+from pricefeed.transport.picows import PicowsConnection
 
 from ..wsclient import is_type, recv_json, recv_until, send
 
@@ -69,8 +69,8 @@ async def test_a_client_that_never_reads_is_bounded_then_closed_and_others_get_e
     feed_ids = list(app.hub.feeds)
     sim = app.sources[0]
     assert isinstance(sim, SimulatedMarket)
-    app.hub.publish_many(sim.tick())  # one real tick, so every feed has a latest price
-    app.hub.run_pass()
+    app.ingest.publish_many(sim.tick())  # one real tick, so every feed has a latest price
+    app.ingest.run_pass()
     subscribe_all = {"type": "subscribe_multiple", "subscriptions": [{"feed_id": f} for f in feed_ids]}
     stuck = await open_client_that_never_reads(app.ws_port, subscribe_all)
 
@@ -97,7 +97,7 @@ async def test_a_client_that_never_reads_is_bounded_then_closed_and_others_get_e
             batch = [_next(last[f], passes) for f in feed_ids]
             for update in batch:
                 last[update.feed_id] = update
-            app.hub.publish_many(batch)
+            app.ingest.publish_many(batch)
             for update in batch:
                 published[update.feed_id].append(_iso_key(update))
             # The fast client must get this whole pass before the next one is published.
@@ -125,11 +125,11 @@ async def _until_not_established(writer: asyncio.StreamWriter) -> None:
         await asyncio.sleep(0.01)
 
 
-def _conn_of(app: App, ws: object) -> Connection | None:
+def _conn_of(app: App, ws: object) -> PicowsConnection | None:
     """The server side of a `websockets` client: the one whose peer port is the client's local port."""
     local_port = ws.transport.get_extra_info("sockname")[1]  # type: ignore[attr-defined]
     for conn in app.connections():
-        assert conn.transport is not None
+        assert isinstance(conn, PicowsConnection) and conn.transport is not None
         if conn.transport.underlying_transport.get_extra_info("peername")[1] == local_port:
             return conn
     return None
