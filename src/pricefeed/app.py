@@ -55,7 +55,8 @@ class App:
             limits=ConnectionLimits(max_message_bytes=settings.max_message_bytes,
                                     max_messages_per_second=settings.max_messages_per_second,
                                     outbox_limit_bytes=settings.outbox_limit_bytes,
-                                    slow_client_timeout_s=settings.slow_client_timeout),
+                                    slow_client_timeout_s=settings.slow_client_timeout,
+                                    idle_timeout_s=settings.handshake_timeout),
             health=self.health, status=self.status, stopping=lambda: self.stopping)
         self.listeners: Listening = build_listeners(self.services, settings, self.oracle)
         self.assembly = Assembly([

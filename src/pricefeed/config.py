@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     max_messages_per_second: float = Field(50.0, gt=0, description="Client message rate; a flood closes with 1008")
     outbox_limit_bytes: int = Field(1024 * 1024, ge=16 * 1024,
                                     description="Bytes a connection may have queued; a slow client over it is closed")
+    handshake_timeout: float = Field(10.0, gt=0, description="Seconds a new connection may take to send its "
+                                     "handshake or request head before it is dropped")
     slow_client_timeout: float = Field(10.0, gt=0, description="Seconds a client may block writes before it is closed")
     store_flush_interval: float = Field(1.0, gt=0, description="Seconds between saves of the latest prices")
     feeds: Annotated[list[str], NoDecode] = Field(

@@ -20,8 +20,8 @@ import pytest
 
 from pricefeed.contracts import Codec
 from pricefeed.hub import Hub
-from pricefeed.pipeline import Pipeline, local_pipeline
 from pricefeed.model import Feed, FeedId, PriceUpdate
+from pricefeed.pipeline import Pipeline, local_pipeline
 from pricefeed.resilience import Backoff
 from pricefeed.sources.base import SourceState
 from pricefeed.sources.hermes import HermesSource, HermesStream, StreamState

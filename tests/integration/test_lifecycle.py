@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
@@ -110,3 +111,49 @@ async def test_last_prices_survive_a_restart(tmp_path: Path, how: str) -> None:
         assert restored[feed["id"]]["publish_time"] >= feed["publish_time"]
         assert restored[feed["id"]]["attributes"] == feed["attributes"]
     assert health["status"] == "degraded" and "all 13 feeds are stale" in health["reasons"]
+
+
+async def test_sigterm_closes_hermes_ws_with_1001_and_ends_sse_streams_cleanly(tmp_path: Path) -> None:
+    svc = await ServiceProcess(tmp_path / "db", "--source", "sim", "--sim-interval", "0.05").start()
+    try:
+        await svc.wait_for_prices()
+        async with httpx.AsyncClient(base_url=svc.api_url, timeout=10) as http, \
+                http.stream("GET", "/v2/updates/price/stream", params={"ids[]": BTC}) as stream, \
+                connect(svc.api_url.replace("http", "ws") + "/ws") as ws:
+            await send(ws, {"type": "subscribe", "ids": [BTC]})
+            await recv_until(ws, is_type("price_update"))
+            lines = stream.aiter_lines()
+            while not (await anext(lines)).startswith("data:"):
+                pass
+            svc.signal(signal.SIGTERM)
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    await recv_json(ws)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+            rest = [line async for line in lines]  # the chunked body ends: no error, no cut
+        assert all(line.startswith("data:") or line == "" for line in rest)
+        assert await svc.wait_exit(timeout_s=5) == 0
+        assert "Traceback" not in svc.log() and "CancelledError" not in svc.log()
+    finally:
+        await svc.stop()
+
+
+async def test_prices_of_a_source_that_is_not_running_are_not_served_after_a_restart(tmp_path: Path) -> None:
+    db = tmp_path / "pricefeed.db"
+    sim = await ServiceProcess(db, "--source", "sim", "--sim-interval", "0.1", "--store-flush-interval", "0.2").start()
+    try:
+        await sim.wait_for_prices()
+        await _wait_for_store_flush(sim)
+    finally:
+        await sim.stop()
+    # The default Hermes source, offline: it cannot fetch a price, and the simulated ones must not pass as its own.
+    hermes = await ServiceProcess(db, "--source", "hermes", "--pyth-sse-url", "http://127.0.0.1:9/hermes").start()
+    try:
+        latest = await hermes.get("/v2/updates/price/latest", **{"ids[]": BTC})
+        status = (await hermes.get("/status")).json()
+        feed = (await hermes.get(f"/feeds/{BTC}")).json()
+    finally:
+        await hermes.stop()
+    assert latest.status_code == 404
+    assert status["simulated"] is False
+    assert feed["price"] is None and feed["status"] == "unknown" and feed["stale"] is False

@@ -23,11 +23,11 @@ from pricefeed.accounts import DEFAULT_PUBLISHER, derive_key, feed_id_of, price_
 from pricefeed.faces.jsonrpc import PythdApi, create_rpc_server
 from pricefeed.faces.simple_ws import Limits, SimpleWsCodec, SimpleWsSession
 from pricefeed.metrics import Metrics
+from pricefeed.model import Feed, PriceUpdate, now_us
 from pricefeed.pipeline import local_pipeline
+from pricefeed.sources.publishers import LocalOracle, ProductSpec, SlotClock
 from pricefeed.transport.limits import ConnectionLimits
 from pricefeed.transport.picows import PicowsServer
-from pricefeed.model import Feed, PriceUpdate, now_us
-from pricefeed.sources.publishers import LocalOracle, ProductSpec, SlotClock
 
 A, B, C, D = (derive_key("publisher", name) for name in "ABCD")
 DEMO = ProductSpec(symbol="Crypto.DEMO/USD", exponent=-5, publishers=(DEFAULT_PUBLISHER,))

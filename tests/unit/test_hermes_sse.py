@@ -30,8 +30,12 @@ def update(step: int) -> PriceUpdate:
                        3587126400, prev_publish_time_us=(1714748300 + step) * 1_000_000, slot=138886135 + step)
 
 
-def open_stream(pipeline: Pipeline, *, parsed: bool = True) -> tuple[SseStream, FakeTransport, Listener]:
-    listener = Listener("hermes_sse", hermes_sse.ALL_UPDATES, lambda peer: None, LIMITS, Metrics())  # type: ignore[arg-type,return-value]
+def no_session(peer: object) -> hermes_sse.PriceStreamSession:
+    raise AssertionError("a stream's session comes from its request")
+
+
+def open_stream(pipeline: Pipeline, *, parsed: bool = True) -> tuple[SseStream, FakeTransport]:
+    listener = Listener("hermes_sse", hermes_sse.ALL_UPDATES, no_session, LIMITS, Metrics())
     prefix, suffix = hermes_sse.event_parts("hex", parsed)
     event_format = EventFormat(prefix=prefix, suffix=suffix, show_items=parsed, keepalive_s=hermes_sse.KEEPALIVE_S,
                                max_age_s=hermes_sse.MAX_CONNECTION_S, timeout_event=hermes_sse.TIMEOUT_24H,
@@ -43,12 +47,12 @@ def open_stream(pipeline: Pipeline, *, parsed: bool = True) -> tuple[SseStream, 
     stream = SseStream(listener, Handshake(), event_format, session)
     transport = FakeTransport()
     stream.connection_made(transport)
-    return stream, transport, listener
+    return stream, transport
 
 
 async def test_an_event_is_hermes_framing_and_quiet_gets_a_keepalive() -> None:
     pipeline = pipeline_with_btc()
-    stream, transport, _ = open_stream(pipeline)
+    stream, transport = open_stream(pipeline)
     head = transport.take()
     assert head.startswith(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n")
     assert b"transfer-encoding: chunked\r\n" in head and head.endswith(b"\r\n\r\n")
@@ -68,7 +72,7 @@ async def test_an_event_is_hermes_framing_and_quiet_gets_a_keepalive() -> None:
 
 async def test_parsed_false_events_carry_no_items() -> None:
     pipeline = pipeline_with_btc()
-    _, transport, _ = open_stream(pipeline, parsed=False)
+    _, transport = open_stream(pipeline, parsed=False)
     transport.take()
     pipeline.ingest.publish(update(0))
     pipeline.ingest.run_pass()
@@ -77,7 +81,7 @@ async def test_parsed_false_events_carry_no_items() -> None:
 
 async def test_a_consumer_that_falls_behind_is_conflated_then_cut_off_with_the_slow_consumer_error() -> None:
     pipeline = pipeline_with_btc()
-    stream, transport, _ = open_stream(pipeline)
+    stream, transport = open_stream(pipeline)
     transport.take()
     stream.pause_writing()  # the client stopped reading: the socket buffer is full
     for step in range(1, 50):
@@ -96,7 +100,7 @@ async def test_a_consumer_that_falls_behind_is_conflated_then_cut_off_with_the_s
 
 async def test_a_blocked_consumer_is_cut_off_after_the_timeout_even_with_nothing_new_to_send() -> None:
     pipeline = pipeline_with_btc()
-    stream, transport, listener = open_stream(pipeline)
+    stream, transport = open_stream(pipeline)
     stream.pause_writing()
     stream._paused_since = time.monotonic() - LIMITS.slow_client_timeout_s - 1  # blocked for longer than allowed
     assert stream.check_slow()  # what the listener's sweep calls every second
@@ -105,7 +109,7 @@ async def test_a_blocked_consumer_is_cut_off_after_the_timeout_even_with_nothing
 
 async def test_a_resumed_consumer_gets_what_it_missed_in_one_event() -> None:
     pipeline = pipeline_with_btc()
-    stream, transport, _ = open_stream(pipeline)
+    stream, transport = open_stream(pipeline)
     transport.take()
     stream.pause_writing()
     for step in range(3):
@@ -118,7 +122,7 @@ async def test_a_resumed_consumer_gets_what_it_missed_in_one_event() -> None:
 
 async def test_shutdown_ends_the_stream_cleanly() -> None:
     pipeline = pipeline_with_btc()
-    stream, transport, _ = open_stream(pipeline)
+    stream, transport = open_stream(pipeline)
     transport.take()
     stream.close(CloseCode.GOING_AWAY, "server shutting down")
     assert transport.take() == END and transport.closed and not transport.aborted
@@ -126,7 +130,7 @@ async def test_shutdown_ends_the_stream_cleanly() -> None:
 
 async def test_the_stream_ends_after_24_hours() -> None:
     pipeline = pipeline_with_btc()
-    stream, transport, _ = open_stream(pipeline)
+    stream, transport = open_stream(pipeline)
     transport.take()
     stream.tick(time.monotonic() + hermes_sse.MAX_CONNECTION_S + 1)
     assert transport.take() == chunk(hermes_sse.TIMEOUT_24H) + END

@@ -11,8 +11,8 @@ from picows import WSCloseCode
 
 from pricefeed.accounts import DEFAULT_PUBLISHER, derive_key, price_account_of, product_account_of
 from pricefeed.faces.jsonrpc import Handshake, JsonRpcSession, PythdApi, Refused, identify, parse_publishers, stagger
-from pricefeed.pipeline import local_pipeline
 from pricefeed.model import Feed, FeedId, PriceUpdate, Status
+from pricefeed.pipeline import local_pipeline
 from pricefeed.sources.publishers import LocalOracle, ProductSpec, SlotClock
 
 BTC = "e62df6c8b4a85fe1a67db44dc12de5db330f7ac66b72dc658afedf0f4a415b43"

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from pricefeed.accounts import DEFAULT_PUBLISHER, derive_key, feed_id_of
-from pricefeed.pipeline import local_pipeline
 from pricefeed.model import Status
+from pricefeed.pipeline import local_pipeline
 from pricefeed.sources.publishers import (
     LocalOracle,
     NotPermitted,

@@ -92,7 +92,7 @@ def build_listeners(services: Services, settings: Settings, oracle: LocalOracle 
         hermes_sse = Listener("hermes_sse", ALL_UPDATES, _no_session, limits, services.metrics)
         hermes_sse.on_sweep = sweep_streams
         server = ApiServer(create_rest_app(services, hermes_sse), settings.api_host, settings.api_port,
-                           websockets={"/ws": hermes_ws}, streams=[hermes_sse])
+                           websockets={"/ws": hermes_ws}, streams=[hermes_sse], header_timeout_s=limits.idle_timeout_s)
         components["api"] = Task("api", server.start, server.close)
         ports["api"] = lambda: server.port
         listeners += [hermes_ws, hermes_sse]

@@ -113,12 +113,13 @@ class ApiServer:
     """The API port: an ASGI app for requests, our listeners for WebSockets (by path) and streams."""
 
     def __init__(self, app: Any, host: str, port: int, websockets: Mapping[str, Listener],
-                 streams: list[Listener]) -> None:
+                 streams: list[Listener], header_timeout_s: float = 10.0) -> None:
         self.websockets = dict(websockets)
         self.listeners = [*dict.fromkeys([*self.websockets.values(), *streams])]
+        http = type("PricefeedHttpProtocol", (ApiHttpProtocol,), {"header_timeout_s": header_timeout_s})
         self._server = _Embedded(uvicorn.Config(
             app, host=host, port=port, lifespan="off", access_log=False, log_config=None,
-            http=ApiHttpProtocol, ws=upgrade_protocol(self.websockets), timeout_graceful_shutdown=2))
+            http=http, ws=upgrade_protocol(self.websockets), timeout_graceful_shutdown=2))
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
