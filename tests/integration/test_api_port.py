@@ -1,4 +1,4 @@
-"""The API port's WebSocket and SSE faces on the shared transport: bounds, floods, idle sockets, counts, CORS, metrics."""
+"""The API port's WebSocket and SSE faces on the shared transport: bounds, floods, idle sockets, counts, CORS."""
 
 from __future__ import annotations
 
