@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from pricefeed.app import App
+from pricefeed.config import load_settings
 
 
 def free_port() -> int:
@@ -117,3 +122,18 @@ class ServiceProcess:
             except TimeoutError:
                 self.proc.kill()
                 self.proc.wait()
+
+
+@contextlib.asynccontextmanager
+async def in_process(tmp_path: Path, **settings: Any) -> AsyncIterator[App]:
+    """The service in this process on free ports (loopback only), with the simulated market and a private
+    database; ``settings`` override the defaults."""
+    values: dict[str, Any] = {"source": ["sim"], "host": "127.0.0.1", "port": 0, "api_host": "127.0.0.1",
+                              "api_port": 0, "db": str(tmp_path / "db"), "rpc": False}
+    values.update(settings)
+    service = App(load_settings(values))
+    await service.start()
+    try:
+        yield service
+    finally:
+        await service.stop()

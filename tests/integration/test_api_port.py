@@ -18,10 +18,10 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from pricefeed.app import App
-from pricefeed.config import load_settings
 from pricefeed.model import PriceUpdate
 from pricefeed.sources import SimulatedMarket
 
+from ..service import in_process
 from ..wsclient import BTC, is_type, recv_json, recv_until, send
 from .test_slow_client import masked_text_frame
 
@@ -30,20 +30,13 @@ OUTBOX_LIMIT = 256 * 1024
 
 @pytest.fixture
 async def app(tmp_path: Path) -> AsyncIterator[App]:
-    settings = load_settings({
-        "source": ["sim"], "host": "127.0.0.1", "port": 0, "api_host": "127.0.0.1", "api_port": 0,
-        "db": str(tmp_path / "db"), "sim_interval": 3600, "rpc": False, "slow_client_timeout": 1.0,
-        "outbox_limit_bytes": OUTBOX_LIMIT, "handshake_timeout": 1.0})
-    service = App(settings)
-    await service.start()
-    sim = service.sources[0]
-    assert isinstance(sim, SimulatedMarket)
-    service.ingest.publish_many(sim.tick())  # every feed has a latest price
-    service.ingest.run_pass()
-    try:
+    async with in_process(tmp_path, sim_interval=3600, slow_client_timeout=1.0, outbox_limit_bytes=OUTBOX_LIMIT,
+                          handshake_timeout=1.0) as service:
+        sim = service.sources[0]
+        assert isinstance(sim, SimulatedMarket)
+        service.ingest.publish_many(sim.tick())  # every feed has a latest price
+        service.ingest.run_pass()
         yield service
-    finally:
-        await service.stop()
 
 
 def _next(update: PriceUpdate, step: int) -> PriceUpdate:
@@ -106,30 +99,22 @@ async def _until_not_established(writer: asyncio.StreamWriter) -> None:
         await asyncio.sleep(0.01)
 
 
-async def test_a_hermes_ws_client_that_never_reads_is_bounded_then_reset(app: App) -> None:
-    writer = await _stuck_ws(app.api_port)
-    writer.write(masked_text_frame(json.dumps({"type": "subscribe", "ids": list(app.hub.feeds), "verbose": True})))
-    await writer.drain()
+@pytest.mark.parametrize("face", ["hermes_ws", "hermes_sse"])
+async def test_a_client_that_never_reads_is_bounded_then_reset(app: App, face: str) -> None:
+    if face == "hermes_ws":
+        writer = await _stuck_ws(app.api_port)
+        writer.write(masked_text_frame(json.dumps({"type": "subscribe", "ids": list(app.hub.feeds),
+                                                   "verbose": True})))
+        await writer.drain()
+    else:
+        writer = await _stuck_sse(app.api_port, list(app.hub.feeds))
     writer.transport.pause_reading()
     while app.hub.subscription_count() < len(app.hub.feeds):
         await asyncio.sleep(0.01)
-    peak = await asyncio.wait_for(_flood_until_closed(app, "hermes_ws"), 60)
+    peak = await asyncio.wait_for(_flood_until_closed(app, face), 60)
     assert peak <= OUTBOX_LIMIT
     assert app.hub.subscription_count() == 0
-    assert app.metrics.total("pricefeed_slow_client_closes_total", face="hermes_ws") == 1
-    await asyncio.wait_for(_until_not_established(writer), 5)
-    writer.close()
-
-
-async def test_a_hermes_sse_client_that_never_reads_is_bounded_then_reset(app: App) -> None:
-    writer = await _stuck_sse(app.api_port, list(app.hub.feeds))
-    writer.transport.pause_reading()
-    while app.hub.subscription_count() < len(app.hub.feeds):
-        await asyncio.sleep(0.01)
-    peak = await asyncio.wait_for(_flood_until_closed(app, "hermes_sse"), 60)
-    assert peak <= OUTBOX_LIMIT
-    assert app.hub.subscription_count() == 0
-    assert app.metrics.total("pricefeed_slow_client_closes_total", face="hermes_sse") == 1
+    assert app.metrics.total("pricefeed_slow_client_closes_total", face=face) == 1
     await asyncio.wait_for(_until_not_established(writer), 5)
     writer.close()
 

@@ -12,19 +12,14 @@ from pathlib import Path
 import pytest
 
 from pricefeed.app import App
-from pricefeed.config import load_settings
+
+from ..service import in_process
 
 
 @pytest.fixture
 async def app(tmp_path: Path) -> AsyncIterator[App]:
-    settings = load_settings({"source": ["sim"], "host": "127.0.0.1", "port": 0, "api_host": "127.0.0.1",
-                              "api_port": 0, "db": str(tmp_path / "db"), "rpc": False})
-    service = App(settings)
-    await service.start()
-    try:
+    async with in_process(tmp_path) as service:
         yield service
-    finally:
-        await service.stop()
 
 
 def client_frame(opcode: int, payload: bytes, *, fin: bool = True, rsv1: bool = False) -> bytes:

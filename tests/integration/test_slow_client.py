@@ -16,11 +16,11 @@ from benchmarks.common import tcp_established
 from websockets.asyncio.client import connect
 
 from pricefeed.app import App
-from pricefeed.config import load_settings
 from pricefeed.model import PriceUpdate
 from pricefeed.sources import SimulatedMarket
 from pricefeed.transport.picows import PicowsConnection
 
+from ..service import in_process
 from ..wsclient import is_type, recv_json, recv_until, send
 
 OUTBOX_LIMIT = 256 * 1024
@@ -28,16 +28,9 @@ OUTBOX_LIMIT = 256 * 1024
 
 @pytest.fixture
 async def app(tmp_path: Path) -> AsyncIterator[App]:
-    settings = load_settings({
-        "source": ["sim"], "host": "127.0.0.1", "port": 0, "api_host": "127.0.0.1", "api_port": 0,
-        "db": str(tmp_path / "db"), "sim_interval": 3600, "rpc": False, "slow_client_timeout": 1.0,
-        "outbox_limit_bytes": OUTBOX_LIMIT})
-    service = App(settings)
-    await service.start()
-    try:
+    async with in_process(tmp_path, sim_interval=3600, slow_client_timeout=1.0,
+                          outbox_limit_bytes=OUTBOX_LIMIT) as service:
         yield service
-    finally:
-        await service.stop()
 
 
 def masked_text_frame(text: str) -> bytes:
