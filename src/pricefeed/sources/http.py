@@ -140,8 +140,8 @@ class RequestBudget:
 
     async def acquire(self) -> None:
         """Wait until a request fits the budget, then count it as sent."""
+        waited = self._queue.locked()  # behind others that wait: this one waits too
         async with self._queue:
-            waited = False
             while (wait := self.delay()) > 0:
                 waited = True
                 await self._sleep(wait)
