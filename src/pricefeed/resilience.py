@@ -24,7 +24,6 @@ from datetime import UTC, datetime
 from typing import Any, Generic, Self, TypeVar
 
 K = TypeVar("K", bound=Hashable)
-log = logging.getLogger(__name__)
 
 
 class Backoff:
@@ -165,6 +164,7 @@ class ReconnectingConnection(abc.ABC):
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self.name = name
         self.backoff = backoff
+        self._log = logging.getLogger(type(self).__module__)  # under the upstream's module, not this one
         self._on_change = on_change
         self._sleep = sleep
         self._task: asyncio.Task[None] | None = None
@@ -185,7 +185,7 @@ class ReconnectingConnection(abc.ABC):
 
     def classify(self, exc: Exception) -> Reconnect:
         """What an exception other than :class:`Reconnect` means; override to name an upstream's errors."""
-        log.exception("%s: unexpected error", self.name)  # a bug costs one connection a reconnect, not the feed
+        self._log.exception("%s: unexpected error", self.name)  # a bug costs one connection a reconnect, not the feed
         return Reconnect(describe_error(exc))
 
     # -- lifecycle
@@ -231,7 +231,7 @@ class ReconnectingConnection(abc.ABC):
             self._ended(str(failure))
             backoff_delay = self.backoff.next_delay()  # advanced even when overridden, so repeats still slow down
             delay = backoff_delay if failure.delay_s is None else failure.delay_s
-            log.info("%s: %s; trying again in %.2f s", self.name, failure, delay)
+            self._log.info("%s: %s; trying again in %.2f s", self.name, failure, delay)
             self._set_state(ConnectionState.BACKOFF)
             await self._sleep(delay)
             self.reconnects += 1

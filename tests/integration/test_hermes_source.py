@@ -557,20 +557,21 @@ async def test_a_200_that_is_not_an_event_stream_is_retried(hermes: HermesServer
 
 async def test_many_streams_reconnecting_at_once_stay_inside_the_request_budget(
         hermes: HermesServer, make_source: SourceFactory) -> None:
-    # 3 shards x 2 replicas = 6 streams, plus the metadata fetch: 7 requests at start, 6 more when all drop at once.
-    source = make_source(feeds=[BTC, ETH, SOL], max_ids_per_stream=1, connections=2,
-                         request_budget=RequestBudget(3, 0.6))
+    # 2 shards x 2 replicas = 4 streams, plus the metadata fetch: 5 requests at start, 4 more when all drop at once.
+    source = make_source(feeds=[BTC, ETH], max_ids_per_stream=1, connections=2, request_budget=RequestBudget(3, 1.0))
     await source.start()
-    first = [await hermes.next_connection() for _ in range(6)]
-    assert sorted(c.ids[0] for c in first) == sorted([BTC, BTC, ETH, ETH, SOL, SOL])
+    first = [await hermes.next_connection() for _ in range(4)]
+    assert sorted(c.ids[0] for c in first) == sorted([BTC, BTC, ETH, ETH])
     for connection in first:
         connection.abort()
-    again = [await hermes.next_connection() for _ in range(6)]
-    assert sorted(c.ids[0] for c in again) == sorted([BTC, BTC, ETH, ETH, SOL, SOL])
-    assert (len(hermes.stream_requests()), len(hermes.metadata_requests())) == (12, 1)
-    # Hermes sees at most 3 requests in any 0.6 s (less a little for the trip from our clock to its).
-    assert hermes.busiest_window(0.55) == 3
-    assert source.budget.sent == 13
+    again = [await hermes.next_connection(timeout=WAIT) for _ in range(4)]
+    assert sorted(c.ids[0] for c in again) == sorted([BTC, BTC, ETH, ETH])
+    assert (len(hermes.stream_requests()), len(hermes.metadata_requests()), source.budget.sent) == (8, 1, 9)
+    # Hermes sees at most 3 requests in any second, less a margin for the trip from our clock to its (a busy
+    # machine may hold one request back in transit while the next goes straight through).
+    arrivals = [round(r.at - hermes.requests[0].at, 3) for r in hermes.requests]
+    assert hermes.busiest_window(0.75) == 3, arrivals
+    assert arrivals[-1] >= 2.0 - 0.25  # 9 requests at 3 a second: the last goes in the third second
     await until(lambda: source.state == SourceState.CONNECTED, what="all streams back")
 
 
@@ -580,12 +581,11 @@ async def _all_connected(hermes: HermesServer, source: HermesSource, count: int)
     return connections
 
 
-async def _assert_nothing_sent_during_the_cool_down(hermes: HermesServer, refused: Request, wait_s: float,
-                                                    then: int) -> None:
-    """No request of any kind reached Hermes between the 429 and the end of its cool-down; ``then`` after it."""
+def _sent_after(hermes: HermesServer, refused: Request, cool_down_s: float) -> list[str]:
+    """The paths of the requests after a 429, checking that none reached Hermes before its cool-down ended."""
     after = [r for r in hermes.requests if r.at > refused.at]
-    assert len(after) == then
-    assert all(r.at >= refused.at + wait_s for r in after), [round(r.at - refused.at, 3) for r in after]
+    assert all(r.at >= refused.at + cool_down_s for r in after), [round(r.at - refused.at, 3) for r in after]
+    return [r.path for r in after]
 
 
 async def test_a_429_to_one_stream_holds_back_every_stream_until_retry_after(
@@ -601,7 +601,7 @@ async def test_a_429_to_one_stream_holds_back_every_stream_until_retry_after(
     back = [await hermes.next_connection(timeout=3.0) for _ in range(3)]
     assert sorted(conn.ids[0] for conn in back) == sorted([BTC, ETH, SOL])
     refused = hermes.stream_requests()[3]
-    await _assert_nothing_sent_during_the_cool_down(hermes, refused, 1.0, then=3)
+    assert _sent_after(hermes, refused, 1.0) == ["/v2/updates/price/stream"] * 3
     assert len(hermes.stream_requests()) == 3 + 1 + 3
     refused_stream = next(s for s in source.streams if s.ids == frozenset(a.ids))
     assert refused_stream.last_error == "HTTP 429 (Retry-After 1 s)"
@@ -611,17 +611,18 @@ async def test_a_429_to_the_metadata_fetch_holds_back_the_streams_too(
         hermes: HermesServer, make_source: SourceFactory) -> None:
     source = make_source(feeds=[BTC, ETH], max_ids_per_stream=1, metadata_refresh_s=0.2,
                          request_budget=RequestBudget(100, 10.0))
-    hermes.metadata_script.extend([Respond(200, "[]"), Respond(429, "Too Many Requests", {"Retry-After": "1"})])
     await source.start()
     streams = [await hermes.next_connection() for _ in range(2)]
+    await until(lambda: source.metadata_feeds > 0, what="the first metadata")
+    hermes.metadata_script.append(Respond(429, "Too Many Requests", {"Retry-After": "1"}))  # for the refresh
     await until(lambda: source.budget.rate_limited == 1, what="the metadata's 429")
     for stream in streams:
         stream.abort()
-    [await hermes.next_connection(timeout=3.0) for _ in range(2)]
+    for _ in range(2):
+        await hermes.next_connection(timeout=3.0)
     refused = hermes.metadata_requests()[1]
-    after = [r for r in hermes.requests if r.at > refused.at]
-    assert all(r.at >= refused.at + 1.0 for r in after)
-    assert [r.path for r in after].count("/v2/updates/price/stream") == 2
+    assert _sent_after(hermes, refused, 1.0).count("/v2/updates/price/stream") == 2
+    assert len(hermes.stream_requests()) == 2 + 2
     assert "HTTP 429 (waiting 1 s)" in str(source.metadata_error)
 
 
