@@ -14,6 +14,7 @@ Payloads are the real ones recorded in ``reference/hermes.md`` (§1.2 and §1.4)
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import dataclasses
 from collections import deque
@@ -279,6 +280,11 @@ class HermesServer:
 
     def metadata_requests(self) -> list[Request]:
         return [r for r in self.requests if r.path == "/v2/price_feeds"]
+
+    def busiest_window(self, window_s: float) -> int:
+        """The most requests (any path) that arrived within ``window_s`` of each other: what a per-IP limit counts."""
+        times = sorted(r.at for r in self.requests)
+        return max((bisect.bisect_left(times, at + window_s) - i for i, at in enumerate(times)), default=0)
 
     async def start(self, port: int = 0) -> None:
         """Listen on ``port`` (a free one by default; the same one again to restart a stopped server)."""

@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     pyth_api_key: SecretStr | None = Field(None, description="Hermes API key, sent as a Bearer token; never logged")
     hermes_silence_timeout: float = Field(
         30.0, gt=0, description="Seconds without an event or keep-alive after which a Hermes stream is replaced")
+    hermes_requests_per_10s: int = Field(
+        10, ge=1, le=10_000,
+        description="Requests the Hermes source makes per 10 s at most, all streams and metadata together")
     rpc: bool = Field(True, description="Serve the pythd JSON-RPC API for publishers (true or false)")
     rpc_host: str = Field("127.0.0.1", description="Host of the pythd JSON-RPC WebSocket (local only by default)")
     rpc_port: int = Field(8910, ge=0, le=65535, description="Port of the pythd JSON-RPC WebSocket")

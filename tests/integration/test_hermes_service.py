@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from websockets.asyncio.client import connect
 
 from pricefeed.model import scaled
 
-from ..hermes_server import BTC, HermesServer, btc_item
+from ..hermes_server import BTC, HermesServer, Respond, btc_item
 from ..service import ServiceProcess
 from ..wsclient import is_type, recv_json, recv_until, send
 
@@ -65,3 +66,45 @@ async def test_one_of_two_upstreams_dies_and_returns_without_a_gap_a_duplicate_o
         await svc.stop()
         await a.stop()
         await b.stop()
+
+
+async def _health_reason(svc: ServiceProcess, containing: str, timeout_s: float = 15.0) -> str:
+    """The /health reason that says ``containing``, once the service says it (another process: poll its API)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        health = (await svc.get("/health")).json()
+        found = [reason for reason in health["reasons"] if containing in reason]
+        if found:
+            assert health["status"] == "degraded"
+            return found[0]
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"/health never said {containing!r}: {health}")
+        await asyncio.sleep(0.1)
+
+
+async def test_offline_health_says_no_network_try_sim(tmp_path: Path) -> None:
+    svc = ServiceProcess(tmp_path / "db", "--source", "hermes", "--pyth-sse-url", "http://nonexistent.invalid")
+    try:
+        await svc.start()
+        reason = await _health_reason(svc, "no network: try `--source sim`")
+        assert reason.startswith("source hermes is down: http://nonexistent.invalid#")
+        status = (await svc.get("/status")).json()
+        [hermes] = status["sources"]
+        assert hermes["metadata"]["last_error"].endswith("(no network: try `--source sim`)")
+    finally:
+        await svc.stop()
+
+
+async def test_a_401_from_hermes_points_at_the_api_key_option(tmp_path: Path) -> None:
+    hermes = HermesServer()
+    hermes.stream_script.extend(Respond(401, "Unauthorized") for _ in range(200))
+    hermes.metadata_script.extend(Respond(401, "Unauthorized") for _ in range(200))
+    await hermes.start()
+    svc = ServiceProcess(tmp_path / "db", "--source", "hermes", "--pyth-sse-url", hermes.stream_url)
+    try:
+        await svc.start()
+        reason = await _health_reason(svc, "--pyth-api-key")
+        assert reason.endswith("HTTP 401: Unauthorized (Hermes requires an API key: pass --pyth-api-key)")
+    finally:
+        await svc.stop()
+        await hermes.stop()

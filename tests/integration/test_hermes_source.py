@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 import pytest
 
+from pricefeed.config import load_settings
 from pricefeed.contracts import Codec
 from pricefeed.hub import Hub
 from pricefeed.model import Feed, FeedId, PriceUpdate
@@ -25,6 +26,7 @@ from pricefeed.pipeline import Pipeline, local_pipeline
 from pricefeed.resilience import Backoff
 from pricefeed.sources.base import SourceState
 from pricefeed.sources.hermes import HermesSource, HermesStream, StreamState
+from pricefeed.sources.http import RequestBudget
 
 from ..hermes_server import (
     BTC,
@@ -37,7 +39,9 @@ from ..hermes_server import (
     Hang,
     HermesServer,
     HoldHeaders,
+    Request,
     Respond,
+    StreamConnection,
     all_ids,
     btc_item,
     price_item,
@@ -555,3 +559,125 @@ async def test_a_200_that_is_not_an_event_stream_is_retried(hermes: HermesServer
     assert await client.prices(1) == [6163088000000]
     report = source.status()["streams"][0]
     assert report["reconnects"] == 1 and report["events"] == 1
+
+
+# -- the request budget -----------------------------------------------------------
+
+
+async def test_many_streams_reconnecting_at_once_stay_inside_the_request_budget(
+        hermes: HermesServer, make_source: SourceFactory) -> None:
+    # 2 shards x 2 replicas = 4 streams, plus the metadata fetch: 5 requests at start, 4 more when all drop at once.
+    source = make_source(feeds=[BTC, ETH], max_ids_per_stream=1, connections=2, request_budget=RequestBudget(3, 1.0))
+    await source.start()
+    first = [await hermes.next_connection() for _ in range(4)]
+    assert sorted(c.ids[0] for c in first) == sorted([BTC, BTC, ETH, ETH])
+    for connection in first:
+        connection.abort()
+    again = [await hermes.next_connection(timeout=WAIT) for _ in range(4)]
+    assert sorted(c.ids[0] for c in again) == sorted([BTC, BTC, ETH, ETH])
+    assert (len(hermes.stream_requests()), len(hermes.metadata_requests()), source.budget.sent) == (8, 1, 9)
+    # Hermes sees at most 3 requests in any second, less a margin for the trip from our clock to its (a busy
+    # machine may hold one request back in transit while the next goes straight through).
+    arrivals = [round(r.at - hermes.requests[0].at, 3) for r in hermes.requests]
+    assert hermes.busiest_window(0.75) == 3, arrivals
+    assert arrivals[-1] >= 2.0 - 0.25  # 9 requests at 3 a second: the last goes in the third second
+    await until(lambda: source.state == SourceState.CONNECTED, what="all streams back")
+
+
+async def _all_connected(hermes: HermesServer, source: HermesSource, count: int) -> list[StreamConnection]:
+    connections = [await hermes.next_connection() for _ in range(count)]
+    await until(lambda: source.metadata_feeds > 0 and source.state == SourceState.CONNECTED, what="steady state")
+    return connections
+
+
+def _sent_after(hermes: HermesServer, refused: Request, cool_down_s: float) -> list[str]:
+    """The paths of the requests after a 429, checking that none reached Hermes before its cool-down ended."""
+    after = [r for r in hermes.requests if r.at > refused.at]
+    assert all(r.at >= refused.at + cool_down_s for r in after), [round(r.at - refused.at, 3) for r in after]
+    return [r.path for r in after]
+
+
+async def test_a_429_to_one_stream_holds_back_every_stream_until_retry_after(
+        hermes: HermesServer, make_source: SourceFactory) -> None:
+    source = make_source(feeds=[BTC, ETH, SOL], max_ids_per_stream=1, request_budget=RequestBudget(100, 10.0))
+    await source.start()
+    a, b, c = await _all_connected(hermes, source, 3)
+    hermes.stream_script.append(Respond(429, "Too Many Requests", {"Retry-After": "1"}))
+    a.abort()
+    await until(lambda: source.budget.rate_limited == 1, what="the 429")
+    b.abort()  # these two would reconnect within ~20 ms; the cool-down holds them back
+    c.abort()
+    back = [await hermes.next_connection(timeout=3.0) for _ in range(3)]
+    assert sorted(conn.ids[0] for conn in back) == sorted([BTC, ETH, SOL])
+    refused = hermes.stream_requests()[3]
+    assert _sent_after(hermes, refused, 1.0) == ["/v2/updates/price/stream"] * 3
+    assert len(hermes.stream_requests()) == 3 + 1 + 3
+    refused_stream = next(s for s in source.streams if s.ids == frozenset(a.ids))
+    assert refused_stream.last_error == "HTTP 429 (Retry-After 1 s)"
+
+
+async def test_a_429_to_the_metadata_fetch_holds_back_the_streams_too(
+        hermes: HermesServer, make_source: SourceFactory) -> None:
+    source = make_source(feeds=[BTC, ETH], max_ids_per_stream=1, metadata_refresh_s=0.2,
+                         request_budget=RequestBudget(100, 10.0))
+    await source.start()
+    streams = [await hermes.next_connection() for _ in range(2)]
+    await until(lambda: source.metadata_feeds > 0, what="the first metadata")
+    hermes.metadata_script.append(Respond(429, "Too Many Requests", {"Retry-After": "1"}))  # for the refresh
+    await until(lambda: source.budget.rate_limited == 1, what="the metadata's 429")
+    for stream in streams:
+        stream.abort()
+    for _ in range(2):
+        await hermes.next_connection(timeout=3.0)
+    refused = hermes.metadata_requests()[1]
+    assert _sent_after(hermes, refused, 1.0).count("/v2/updates/price/stream") == 2
+    assert len(hermes.stream_requests()) == 2 + 2
+    assert "HTTP 429 (waiting 1 s)" in str(source.metadata_error)
+
+
+async def test_a_429_without_retry_after_waits_the_penalty(hermes: HermesServer,
+                                                           make_source: SourceFactory) -> None:
+    hermes.stream_script.append(Respond(429, "Too Many Requests"))
+    source = make_source(request_budget=RequestBudget(100, 10.0, penalty_s=0.5))
+    await source.start()
+    await hermes.next_connection(timeout=3.0)
+    refused, accepted = hermes.stream_requests()
+    assert accepted.at - refused.at >= 0.5
+    assert stream_of(source).last_error == "HTTP 429 without Retry-After (waiting 0.5 s)"
+
+
+def test_the_budget_setting_reaches_the_source(hub: Hub) -> None:
+    budget = HermesSource.from_settings(hub, load_settings({"hermes_requests_per_10s": 4})).budget
+    assert (budget.requests, budget.window_s, budget.penalty_s) == (4, 10.0, 60.0)
+    assert HermesSource.from_settings(hub, load_settings()).budget.requests == 10
+
+
+# -- what a newcomer is told ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(("status", "api_key", "advice"), [
+    (401, None, "Hermes requires an API key: pass --pyth-api-key"),
+    (403, None, "Hermes requires an API key: pass --pyth-api-key"),
+    (401, "pk-wrong", "Hermes refused the API key: check --pyth-api-key"),
+])
+async def test_a_refusal_for_want_of_an_api_key_says_which_option_to_pass(
+        hermes: HermesServer, make_source: SourceFactory, status: int, api_key: str | None, advice: str) -> None:
+    body = {401: "Unauthorized", 403: "Forbidden"}[status]
+    hermes.stream_script.extend(Respond(status, body) for _ in range(100))
+    hermes.metadata_script.extend(Respond(status, body) for _ in range(100))
+    source = make_source(api_key=api_key, backoff=fast_backoff(0.1))
+    await source.start()
+    await until(lambda: source.state == SourceState.DOWN and source.metadata_error is not None, what="down")
+    assert source.last_error == f"{hermes.url}#0: HTTP {status}: {body} ({advice})"
+    assert source.metadata_error == f"{hermes.url}: HTTP {status}: {body} ({advice})"
+
+
+async def test_an_unresolvable_host_says_no_network_try_sim(make_source: SourceFactory) -> None:
+    source = make_source(endpoints=["http://nonexistent.invalid/v2/updates/price/stream"],
+                         backoff=fast_backoff(0.1))
+    await source.start()
+    await until(lambda: source.state == SourceState.DOWN and source.metadata_error is not None, what="down")
+    assert source.last_error is not None and source.metadata_error is not None
+    assert source.last_error.startswith("http://nonexistent.invalid#0: ConnectError: ")
+    assert source.last_error.endswith(" (no network: try `--source sim`)")
+    assert source.metadata_error.endswith(" (no network: try `--source sim`)")

@@ -9,13 +9,24 @@ window, and a 429 stops all of them until the upstream's ``Retry-After``.
 from __future__ import annotations
 
 import asyncio
+import errno
+import socket
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterator
 from email.utils import parsedate_to_datetime
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+
+from ..resilience import describe_error
+
+__all__ = ["OFFLINE_HINT", "RequestBudget", "describe_error", "describe_failure", "parse_retry_after",
+           "read_error_body", "redact_url", "unreachable_hint"]
+
+OFFLINE_HINT = "no network: try `--source sim`"
+"""What to tell someone whose upstream's name does not resolve: the service runs offline on the simulated market."""
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -54,30 +65,67 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
-def describe_error(exc: BaseException) -> str:
-    """One line naming an exception, for logs and a source's ``last_error``."""
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+def unreachable_hint(exc: BaseException) -> str | None:
+    """A hint when ``exc`` means the upstream could not be reached at all (None for any other failure).
+
+    A name that does not resolve, or no route to the network, is what running
+    offline looks like; a refused or timed-out connect more likely a wrong URL.
+    """
+    for cause in _causes(exc):
+        if isinstance(cause, socket.gaierror) or getattr(cause, "errno", None) in _NO_NETWORK:
+            return OFFLINE_HINT
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+        return "cannot connect: check the upstream URL, or try `--source sim`"
+    return None
+
+
+def describe_failure(exc: BaseException) -> str:
+    """:func:`describe_error`, with :func:`unreachable_hint`'s advice when there is some."""
+    hint = unreachable_hint(exc)
+    return describe_error(exc) if hint is None else f"{describe_error(exc)} ({hint})"
+
+
+_NO_NETWORK = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN}
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what it was raised from (httpx wraps httpcore, which wraps the socket's error)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
 
 
 class RequestBudget:
     """At most ``requests`` per sliding ``window_s``, shared by every request a source makes.
 
     :meth:`acquire` waits for a free slot instead of failing, so a burst of
-    reconnects is spread out rather than answered with 429. :meth:`cool_down`
-    (on a 429) blocks every request until the upstream says it may resume.
+    reconnects is spread out rather than answered with 429; waiters go in the
+    order they came. :meth:`cool_down` (on a 429; :meth:`penalize` reads the
+    ``Retry-After``) blocks every request until the upstream says it may resume.
     """
 
-    def __init__(self, requests: int, window_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, requests: int, window_s: float, clock: Callable[[], float] = time.monotonic, *,
+                 penalty_s: float = 60.0, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         if requests < 1 or window_s <= 0:
             raise ValueError("a request budget needs at least one request per positive window")
         self.requests = requests
         self.window_s = window_s
+        self.penalty_s = penalty_s
+        """How long a 429 without ``Retry-After`` stops requests (public Hermes: 60 s)."""
         self._clock = clock
+        self._sleep = sleep
         self._sent: deque[float] = deque()
         self._blocked_until = 0.0
+        self._queue = asyncio.Lock()  # FIFO: a request that waited is not overtaken by one that just came
         self.waits = 0
         """How many requests had to wait for the budget."""
+        self.sent = 0
+        """Requests let through so far."""
+        self.rate_limited = 0
+        """How many 429s the upstream answered."""
 
     def delay(self) -> float:
         """Seconds until a request may go (0 if now)."""
@@ -92,13 +140,32 @@ class RequestBudget:
 
     async def acquire(self) -> None:
         """Wait until a request fits the budget, then count it as sent."""
-        waited = False
-        while (wait := self.delay()) > 0:
-            waited = True
-            await asyncio.sleep(wait)
-        self.waits += waited
-        self._sent.append(self._clock())
+        waited = self._queue.locked()  # behind others that wait: this one waits too
+        async with self._queue:
+            while (wait := self.delay()) > 0:
+                waited = True
+                await self._sleep(wait)
+            self.waits += waited
+            self.sent += 1
+            self._sent.append(self._clock())
 
     def cool_down(self, seconds: float) -> None:
         """Send nothing for ``seconds`` (the upstream answered 429)."""
         self._blocked_until = max(self._blocked_until, self._clock() + seconds)
+
+    def penalize(self, retry_after_s: float | None) -> float:
+        """The upstream answered 429: cool down for its ``Retry-After``, or ``penalty_s`` without one; the wait."""
+        self.rate_limited += 1
+        wait = self.penalty_s if retry_after_s is None else retry_after_s
+        self.cool_down(wait)
+        return wait
+
+    @property
+    def cooling_down_s(self) -> float:
+        """Seconds left of a 429's cool-down (0 if none)."""
+        return max(0.0, self._blocked_until - self._clock())
+
+    def status(self) -> dict[str, Any]:
+        return {"requests_per_window": self.requests, "window_s": self.window_s, "sent": self.sent,
+                "waits": self.waits, "rate_limited": self.rate_limited,
+                "cooling_down_s": round(self.cooling_down_s, 3)}
