@@ -69,3 +69,8 @@ def local_price_account(symbol: str) -> str:
 
 DEFAULT_PUBLISHER = derive_key("publisher", "local")
 """The publisher a connection speaks as when no publisher keys are configured (pythd's own key)."""
+
+
+def upstream_publisher_key(source: str) -> str:
+    """The publisher an upstream feed shows as its one quoter in the pythd API (one key per source)."""
+    return derive_key("publisher", "upstream", source)

@@ -20,9 +20,11 @@ from .faces.rest import create_rest_app
 from .faces.simple_ws import Limits, SimpleWsCodec, SimpleWsSession
 from .history import PriceHistory
 from .hub import Hub
+from .slots import SlotClock
 from .sources import Source, create_source
-from .sources.publishers import LocalOracle, SlotClock
+from .sources.publishers import LocalOracle
 from .store import SqliteStore, Store, StoreWriter
+from .store.oracle_state import OracleStateStore
 from .websocket import Connection, ConnectionLimits, WebSocketServer
 
 log = logging.getLogger(__name__)
@@ -49,13 +51,15 @@ class App:
         self.sources: list[Source] = [create_source(name, self.hub, settings) for name in settings.source]
         # The local oracle is a source only when there are local products for publishers to price.
         self.oracle: LocalOracle | None = None
+        slot_clock = SlotClock(settings.slot_interval)  # the one clock of every feed's slots in the pythd API
         if settings.products is not None:
-            self.oracle = LocalOracle(self.hub, products_file=settings.products,
-                                      slot_clock=SlotClock(settings.slot_interval),
-                                      reload_interval_s=settings.products_reload_interval)
+            self.oracle = LocalOracle(self.hub, products_file=settings.products, slot_clock=slot_clock,
+                                      reload_interval_s=settings.products_reload_interval,
+                                      state_store=OracleStateStore(settings.db),
+                                      save_interval_s=settings.store_flush_interval)
             self.sources.append(self.oracle)
         self.pythd = PythdApi.create(self.hub, self.oracle, parse_publishers(settings.rpc_publisher),
-                                     settings.publish_interval)
+                                     settings.publish_interval, settings.rpc_origins, slot_clock)
         self.rpc = create_rpc_server(self.pythd, dataclasses.replace(
             RPC_LIMITS, max_message_bytes=settings.max_message_bytes,
             outbox_limit_bytes=settings.outbox_limit_bytes,
@@ -181,4 +185,5 @@ class App:
             },
             "sources": [s.status() for s in self.sources],
             "store": self.writer.status(),
+            "pythd": self.pythd.status(),
         }

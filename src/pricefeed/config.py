@@ -66,11 +66,14 @@ class Settings(BaseSettings):
     products: Path | None = Field(None, description="JSON file of local products that publishers price")
     rpc_publisher: Annotated[list[str], NoDecode] = Field(
         [], description="A permitted publisher, KEY or KEY:SECRET (repeatable; none: one local publisher)")
+    rpc_origins: Annotated[list[str], NoDecode] = Field(
+        [], description="A browser origin allowed to use the pythd API, e.g. http://localhost:3000 (repeatable; "
+                        "* for any; none: browser pages are refused)")
     slot_interval: float = Field(0.4, gt=0, description="Seconds per slot of the local oracle's slot clock")
     publish_interval: float = Field(1.0, gt=0, description="Seconds between notify_price_sched to publishers")
     products_reload_interval: float = Field(2.0, gt=0, description="Seconds between checks of the products file")
 
-    @field_validator("source", "pyth_sse_url", "feeds", "rpc_publisher", mode="before")
+    @field_validator("source", "pyth_sse_url", "feeds", "rpc_publisher", "rpc_origins", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         """Accept ``sim,hermes`` from the environment or a file as well as a list."""

@@ -18,9 +18,20 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Protocol
 
-from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, WSUpgradeRequest, ws_create_server
+from picows import (
+    WSCloseCode,
+    WSFrame,
+    WSListener,
+    WSMsgType,
+    WSTransport,
+    WSUpgradeRequest,
+    WSUpgradeResponse,
+    WSUpgradeResponseWithListener,
+    ws_create_server,
+)
 
 from .hub import Codec
 from .model import Feed, FeedId, PriceUpdate
@@ -80,6 +91,8 @@ class Session(Protocol):
 
 
 SessionFactory = Callable[["Connection"], Session]
+HandshakeScreen = Callable[[WSUpgradeRequest], str | None]
+"""Why an upgrade request is refused (answered 403 with that text), or None to accept it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +254,11 @@ class Connection(WSListener):
         return message, self._fragment_is_text
 
     def _take_token(self) -> bool:
+        return self.charge(1.0)
+
+    def charge(self, cost: float) -> bool:
+        """Spend ``cost`` messages of the rate budget, as far as it goes (a batch's further requests, a large
+        reply's work); False if it was already spent."""
         now = time.monotonic()
         limits = self.limits
         self._tokens = min(float(limits.message_burst),
@@ -248,7 +266,7 @@ class Connection(WSListener):
         self._tokens_at = now
         if self._tokens < 1.0:
             return False
-        self._tokens -= 1.0
+        self._tokens = max(0.0, self._tokens - cost)
         return True
 
 
@@ -256,16 +274,21 @@ class WebSocketServer:
     """A listening socket whose connections speak one face."""
 
     def __init__(self, name: str, codec: Codec, session_factory: SessionFactory,
-                 limits: ConnectionLimits = ConnectionLimits()) -> None:
+                 limits: ConnectionLimits = ConnectionLimits(), screen: HandshakeScreen | None = None) -> None:
         self.name = name
         self.codec = FramedCodec(codec)
         self.session_factory = session_factory
         self.limits = limits
+        self.screen = screen
         self.connections: set[Connection] = set()
         self._server: asyncio.Server | None = None
 
     async def start(self, host: str, port: int) -> None:
-        def new_connection(request: WSUpgradeRequest) -> Connection:
+        def new_connection(request: WSUpgradeRequest) -> Connection | WSUpgradeResponseWithListener:
+            refusal = None if self.screen is None else self.screen(request)
+            if refusal is not None:
+                return WSUpgradeResponseWithListener(
+                    WSUpgradeResponse.create_error_response(HTTPStatus.FORBIDDEN, refusal.encode()), None)
             return Connection(self)
 
         self._server = await ws_create_server(

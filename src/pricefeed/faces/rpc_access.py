@@ -1,0 +1,110 @@
+"""Who may use the pythd API: the publisher a connection speaks for, and which browser pages may connect.
+
+Which publisher a connection is comes from its handshake (:class:`Handshake`):
+without configured publishers every connection is pythd's one local publisher,
+or the key it presents; with them, a key must be configured and its secret
+must match. Browsers are refused unless their page's origin is allowed
+(:func:`origin_allowed`), since any web page could otherwise publish through a
+pricefeed running on its visitor's machine.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, urlsplit
+
+from picows import WSUpgradeRequest
+
+from ..accounts import DEFAULT_PUBLISHER, parse_key
+from .rpc_params import shown
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Handshake:
+    """What a client presented when it connected."""
+
+    path: str = "/"
+    query: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, target: str, headers: Mapping[str, str]) -> Handshake:
+        parts = urlsplit(target)
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        return cls(parts.path or "/", query, {k.lower(): v for k, v in headers.items()})
+
+    def credential(self, name: str) -> str | None:
+        """``?publisher=`` / ``X-Publisher-Key`` and ``?secret=`` / ``X-Publisher-Secret``."""
+        header = {"publisher": "x-publisher-key", "secret": "x-publisher-secret"}[name]
+        return self.query.get(name) or self.headers.get(header) or None
+
+
+class Refused(Exception):
+    """The handshake names a publisher it cannot be; the connection is closed with this reason."""
+
+
+def identify(handshake: Handshake, publishers: Mapping[str, str | None]) -> str | None:
+    """The publisher key a connection speaks for, or None for a read-only connection.
+
+    Without configured ``publishers`` a connection is the one local publisher (as
+    pythd is), or the key it presents. With them, the key must be configured and
+    its secret, if it has one, must match; a connection without a key may read.
+    """
+    key = handshake.credential("publisher")
+    if key is not None:
+        try:
+            parse_key(key)
+        except ValueError as exc:
+            raise Refused(f"bad publisher key: {exc}") from None
+    if not publishers:
+        return key or DEFAULT_PUBLISHER
+    if key is None:
+        return None
+    if key not in publishers:
+        raise Refused(f"unknown publisher {key}")
+    secret = publishers[key]
+    presented = handshake.credential("secret") or ""
+    if secret is not None and not hmac.compare_digest(presented.encode(), secret.encode()):
+        raise Refused(f"wrong or missing secret for publisher {key}")
+    return key
+
+
+def parse_publishers(entries: list[str]) -> dict[str, str | None]:
+    """``KEY`` or ``KEY:SECRET`` entries (the ``--rpc-publisher`` option) as a map; ``ValueError`` if malformed."""
+    result: dict[str, str | None] = {}
+    for entry in entries:
+        key, sep, secret = entry.partition(":")
+        parse_key(key)
+        result[key] = secret if sep else None
+    return result
+
+
+def origin_allowed(origin: str | None, allowed: Collection[str]) -> bool:
+    """Whether a handshake with this ``Origin`` header may use the API.
+
+    Publishing software sends no ``Origin``; a browser always does, for the page that opened the socket. A
+    page on any site could otherwise publish through a pricefeed on the same machine, so a browser origin
+    must be on the allow-list (``--rpc-origins``; ``*`` allows every origin).
+    """
+    if origin is None:
+        return True
+    return "*" in allowed or _origin_key(origin) in {_origin_key(entry) for entry in allowed}
+
+
+def _origin_key(origin: str) -> str:
+    return origin.strip().rstrip("/").lower()
+
+
+def origin_refusal(request: WSUpgradeRequest, allowed: Collection[str]) -> str | None:
+    """Why an upgrade request is refused (403) for its ``Origin``, or None to let it in."""
+    for origin in request.headers.getall("Origin", []):
+        if not origin_allowed(origin, allowed):
+            log.warning("pythd API: refused a browser connection from origin %s (allow it with --rpc-origins)",
+                        shown(origin))
+            return f"origin {origin[:200]} may not use this API (pricefeed --rpc-origins lists the allowed ones)"
+    return None
