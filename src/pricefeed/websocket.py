@@ -257,8 +257,8 @@ class Connection(WSListener):
         return self.charge(1.0)
 
     def charge(self, cost: float) -> bool:
-        """Spend ``cost`` messages of the rate budget, as far as it goes (a batch's further requests, a large
-        reply's work); False if it was already spent."""
+        """Spend ``cost`` messages of the rate budget, as far as it goes (a batch's further requests and their
+        work); False if less than one message was left."""
         now = time.monotonic()
         limits = self.limits
         self._tokens = min(float(limits.message_burst),

@@ -462,7 +462,7 @@ def many_feeds(world: World, count: int) -> None:
                         for i in range(1, count + 1))
 
 
-def test_a_batch_stops_running_once_its_replies_reach_1_mib() -> None:
+def test_a_batch_stops_running_once_its_replies_reach_256_kib() -> None:
     world = World()
     many_feeds(world, 20)
     session, peer = world.session()
@@ -472,32 +472,39 @@ def test_a_batch_stops_running_once_its_replies_reach_1_mib() -> None:
     session.receive_text(json.dumps(batch))
     (replies,) = peer.take()  # one frame
     ran = [r for r in replies if "result" in r]
-    expected_runs = -(-MAX_BATCH_REPLY_BYTES // one)  # until the replies reach 1 MiB
+    expected_runs = -(-MAX_BATCH_REPLY_BYTES // one)  # until the replies reach 256 KiB
     assert [r["id"] for r in ran] == list(range(expected_runs))
     assert [r["id"] for r in replies] == list(range(1000))  # every request answered, in order
     refused = replies[expected_runs:]
     assert {r["error"]["code"] for r in refused} == {-32005}
-    assert refused[0]["error"]["message"] == ("request not run: this batch's replies reached 1048576 bytes; "
+    assert refused[0]["error"]["message"] == ("request not run: this batch's replies reached 262144 bytes; "
                                               "send fewer requests per batch")
     assert len(json.dumps(replies, separators=(",", ":"))) < MAX_BATCH_REPLY_BYTES + one + 1000 * 150
 
 
-def test_a_batch_pays_for_every_request_and_reply_out_of_the_rate_budget() -> None:
+async def test_each_request_of_a_batch_pays_as_a_message_and_overspending_is_a_flood() -> None:
     world = World()
     session, peer = world.session(budget=10.0)
     batch = [{"jsonrpc": "2.0", "method": "update_price", "id": i,
-              "params": {"account": DEMO_PRICE, "price": 42, "conf": 2, "status": "trading"}} for i in range(20)]
-    batch.insert(15, {"jsonrpc": "2.0", "method": "update_price", "params": {}})  # a notification: no entry
-    (replies,) = raw(session, peer, json.dumps(batch))
-    # The message paid for the first; each further request costs 1, each reply its size / 1024 (37 bytes here).
-    assert [r["id"] for r in replies if "result" in r] == list(range(10))
-    assert [(r["id"], r["error"]["code"]) for r in replies if "error" in r] == [(i, -32005) for i in range(10, 20)]
-    assert "rate budget is spent" in replies[-1]["error"]["message"]
-    rich = World()
-    many_feeds(rich, 20)
-    session, peer = rich.session()
-    (reply,) = call(session, peer, "get_all_products")
-    assert peer.charged == pytest.approx(len(json.dumps(reply, separators=(",", ":"))) / 1024, rel=0.01)
+              "params": {"account": DEMO_PRICE, "price": 42, "conf": 2, "status": "trading"}} for i in range(11)]
+    (replies,) = raw(session, peer, json.dumps(batch))  # the message paid for the first, the budget for ten
+    assert [r["result"] for r in replies] == [0] * 11 and peer.closed_with is None
+    assert peer.budget == 0.0  # replies under 256 bytes cost nothing more
+    assert raw(session, peer, json.dumps(batch[:2])) == []  # the second request finds the budget spent
+    assert peer.closed_with == (WSCloseCode.POLICY_VIOLATION, "message rate limit exceeded: each request of a "
+                                                              "batch counts as a message")
+
+
+def test_a_large_reply_in_a_batch_costs_its_bytes() -> None:
+    world = World()
+    many_feeds(world, 20)
+    session, peer = world.session()
+    (one,) = call(session, peer, "get_all_products")
+    assert peer.charged == 0.0  # a request alone is one message, whatever its reply
+    size = len(json.dumps(one, separators=(",", ":")))
+    raw(session, peer, json.dumps([{"jsonrpc": "2.0", "method": "get_all_products", "id": 1},
+                                   {"jsonrpc": "2.0", "method": "get_product_list", "id": 2}]))
+    assert peer.charged == pytest.approx(1 + (size - 256) / 256, abs=0.1)  # the second pays for the first's reply
 
 
 def test_origins_browsers_need_an_allowed_origin() -> None:

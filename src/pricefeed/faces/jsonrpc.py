@@ -10,9 +10,9 @@ that says what was wrong. A request without an id is run and never answered,
 so a client never sees an id it did not send.
 
 Who may connect, and as which publisher, is :mod:`.rpc_access`'s. A batch is
-bounded in requests and reply bytes and pays for its work out of the
-connection's message-rate budget, so a small message cannot buy a huge reply
-or hold the event loop.
+bounded in requests and reply bytes, and each of its requests pays out of the
+connection's message-rate budget as a message would (a large reply more), so
+a small message cannot buy a huge reply or hold the event loop.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ UNKNOWN_ACCOUNT = -32000
 NOT_PERMITTED = -32001
 """pythd's ``PC_JSON_MISSING_PERMS``: this connection speaks for no publisher."""
 LIMIT_EXCEEDED = -32005
-"""A request of a batch not run: the batch went over a bound (the code Ethereum's JSON-RPC uses for it)."""
+"""A request of a batch not run: the batch's replies went over their bound (Ethereum's JSON-RPC code for it)."""
 
 METHODS = ("get_product_list", "get_product", "get_all_products", "update_price", "subscribe_price",
            "subscribe_price_sched")
@@ -61,10 +61,10 @@ PUBLISH_INTERVAL_S = 1.0
 """pythd's ``-i`` default: how often ``notify_price_sched`` asks for a price."""
 MAX_BATCH_REQUESTS = 1000
 """Requests in one batch; a larger batch is refused whole."""
-MAX_BATCH_REPLY_BYTES = 1024 * 1024
-"""Once a batch's replies reach this, its remaining requests are not run."""
-REPLY_BYTES_PER_MESSAGE = 1024
-"""A reply costs one message of the rate budget per this many bytes (on top of the request's own)."""
+MAX_BATCH_REPLY_BYTES = 256 * 1024
+"""Once a batch's replies reach this, its remaining requests are not run (rendering this much takes ~40 ms)."""
+REPLY_BYTES_PER_MESSAGE = 256
+"""In a batch, a reply costs one message of the rate budget per this many bytes beyond the first this many."""
 _MAX_WARNED = 10_000
 """Publisher/account pairs whose refusal is logged at warning level (a bound, since keys are free to make up)."""
 _STAGGER_BUCKETS = 997
@@ -347,7 +347,6 @@ class JsonRpcSession:
         else:
             reply = self._handle(message)
             if reply is not None:
-                self.peer.charge(len(reply) / REPLY_BYTES_PER_MESSAGE)
                 self.peer.send(reply)
         after, self._after_reply = self._after_reply, []
         for action in after:
@@ -360,19 +359,20 @@ class JsonRpcSession:
                                                          f"{MAX_BATCH_REQUESTS} requests, got {len(batch)}"))
             return
         replies: list[bytes] = []
-        size = 0
+        size, work = 0, 0.0
         for index, request in enumerate(batch):
-            # The message paid for its first request; every further one, and every reply's bytes, pay too.
+            # The message paid for the first request; each further one pays as a message of its own, plus the
+            # work of the reply before it. A batch that overspends is a flood, closed as the transport closes one.
+            if index and not self.peer.charge(1.0 + work):
+                self.peer.close(WSCloseCode.POLICY_VIOLATION, "message rate limit exceeded: each request of a "
+                                                              "batch counts as a message")
+                return
             if size >= MAX_BATCH_REPLY_BYTES:
                 reply = _not_run(request, f"request not run: this batch's replies reached {MAX_BATCH_REPLY_BYTES} "
                                           f"bytes; send fewer requests per batch")
-            elif index and not self.peer.charge(1.0):
-                reply = _not_run(request, "request not run: the connection's request rate budget is spent; "
-                                          "send fewer requests")
             else:
                 reply = self._handle(request)
-                if reply is not None:
-                    self.peer.charge(len(reply) / REPLY_BYTES_PER_MESSAGE)
+            work = 0.0 if reply is None else max(0, len(reply) - REPLY_BYTES_PER_MESSAGE) / REPLY_BYTES_PER_MESSAGE
             if reply is not None:
                 replies.append(reply)
                 size += len(reply)
