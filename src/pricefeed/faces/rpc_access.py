@@ -23,6 +23,10 @@ from .rpc_params import shown
 
 log = logging.getLogger(__name__)
 
+_warned_origins: set[str] = set()
+"""Origins whose refusal was logged at warning level (a page may retry in a loop; bounded, origins are free)."""
+_MAX_WARNED_ORIGINS = 100
+
 
 @dataclass(frozen=True, slots=True)
 class Handshake:
@@ -104,7 +108,11 @@ def origin_refusal(request: WSUpgradeRequest, allowed: Collection[str]) -> str |
     """Why an upgrade request is refused (403) for its ``Origin``, or None to let it in."""
     for origin in request.headers.getall("Origin", []):
         if not origin_allowed(origin, allowed):
-            log.warning("pythd API: refused a browser connection from origin %s (allow it with --rpc-origins)",
-                        shown(origin))
+            first = origin not in _warned_origins and len(_warned_origins) < _MAX_WARNED_ORIGINS
+            if first:
+                _warned_origins.add(origin)
+            log.log(logging.WARNING if first else logging.DEBUG,
+                    "pythd API: refused a browser connection from origin %s (allow it with --rpc-origins)",
+                    shown(origin))
             return f"origin {origin[:200]} may not use this API (pricefeed --rpc-origins lists the allowed ones)"
     return None
