@@ -120,7 +120,7 @@ async def test_update_price_discards_unpermissioned(client: Server, agent: tuple
     assert await aggregate(client, product_account) == (42, 2, "trading")
     assert await aggregate(client, product_unperm) == (0, 0, "unknown")
     lines = [line for line in svc.log().splitlines() if "Attempted to publish a price without permission" in line]
-    assert lines and all(f"unpermissioned_price_account {price_unperm}" in line for line in lines)
+    assert lines and all(f'"unpermissioned_price_account":"{price_unperm}"' in line for line in lines)
     warnings = [line for line in lines if " WARNING " in line]
     assert len(warnings) == 1 and PUBLISHER_A in warnings[0]  # once per publisher and account (then DEBUG)
     status = (await svc.get("/status")).json()

@@ -262,7 +262,7 @@ async def test_quotes_the_publisher_may_not_make_are_answered_0_dropped_and_logg
     refusals = [r for r in caplog.records if "without permission" in r.getMessage()]
     assert [(r.levelno, DEMO_PRICE in r.getMessage()) for r in refusals] == [
         (logging.WARNING, True), (logging.DEBUG, True), (logging.WARNING, False)]
-    assert all(f"unpermissioned_price_account {a}" in r.getMessage() and stranger in r.getMessage()
+    assert all(f'"unpermissioned_price_account":"{a}"' in r.getMessage() and stranger in r.getMessage()
                for r, a in zip(refusals, (DEMO_PRICE, DEMO_PRICE, BTC_PRICE), strict=True))
     assert world.api.refused_updates == 3 and world.api.status()["refused_updates"] == 3
     assert world.oracle.refused == 2

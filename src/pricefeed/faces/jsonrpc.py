@@ -279,9 +279,10 @@ class PythdApi:
         first = (publisher, account) not in self._warned and len(self._warned) < _MAX_WARNED
         if first:
             self._warned.add((publisher, account))
+        # The fields as pyth-agent logs them (JSON), so what watches the agent's log finds the same line.
+        fields = {"publisher": publisher, "unpermissioned_price_account": account, "symbol": symbol, "reason": why}
         log.log(logging.WARNING if first else logging.DEBUG,
-                "Attempted to publish a price without permission, skipping: publisher %s, "
-                "unpermissioned_price_account %s (%s): %s", publisher, account, symbol, why)
+                "Attempted to publish a price without permission, skipping %s", orjson.dumps(fields).decode())
 
     def status(self) -> dict[str, Any]:
         return {"subscriptions": self.notifier.subscription_count(), "refused_updates": self.refused_updates,
