@@ -99,8 +99,8 @@ def on_uvloop(work: asyncio.Future[dict[str, list[int]]] | object) -> dict[str, 
 
 def test_one_notification_per_subscription_per_interval_for_every_example_account() -> None:
     specs = load_products(EXAMPLE)
-    counts = on_uvloop(count_per_interval(specs, interval_s=0.2, intervals=8))
-    assert counts == {spec.account: [8, 8] for spec in specs}
+    counts = on_uvloop(count_per_interval(specs, interval_s=0.25, intervals=6))
+    assert counts == {spec.account: [6, 6] for spec in specs}
 
 
 def test_a_product_publish_interval_sets_its_notification_interval() -> None:
