@@ -14,6 +14,7 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
+import pytest
 import uvloop
 from picows import WSCloseCode
 
@@ -97,15 +98,17 @@ def on_uvloop(work: asyncio.Future[dict[str, list[int]]] | object) -> dict[str, 
         return runner.run(work)  # type: ignore[arg-type]
 
 
-def test_one_notification_per_subscription_per_interval_for_every_example_account() -> None:
+@pytest.mark.parametrize(("interval_s", "intervals"), [(1.0, 3), (0.4, 5)])  # pythd's default, the agent's sample
+def test_one_notification_per_subscription_per_interval_for_every_example_account(interval_s: float,
+                                                                                  intervals: int) -> None:
     specs = load_products(EXAMPLE)
-    counts = on_uvloop(count_per_interval(specs, interval_s=0.25, intervals=6))
-    assert counts == {spec.account: [6, 6] for spec in specs}
+    counts = on_uvloop(count_per_interval(specs, interval_s, intervals))
+    assert counts == {spec.account: [intervals, intervals] for spec in specs}
 
 
 def test_a_product_publish_interval_sets_its_notification_interval() -> None:
     fast = ProductSpec(symbol="Crypto.FAST/USD", exponent=-5, publishers=())
-    slow = ProductSpec(symbol="Crypto.SLOW/USD", exponent=-5, publishers=(), attributes={"publish_interval": "0.5"})
+    slow = ProductSpec(symbol="Crypto.SLOW/USD", exponent=-5, publishers=(), attributes={"publish_interval": "0.6"})
     counts = on_uvloop(count_per_interval([fast, slow], interval_s=0.2, intervals=4, subscribers_per_account=1))
     assert counts == {fast.account: [4], slow.account: [4]}
 
