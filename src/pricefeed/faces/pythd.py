@@ -4,9 +4,9 @@ Local products (the oracle's) show their price account exactly as the oracle
 program keeps it: aggregate, EMAs, slots and each publisher's quote. A feed
 from an upstream (Hermes, the simulated market) shows as a price account with
 one publisher, the upstream itself, whose quote is the latest price: one
-trading quote aggregates to itself, so the aggregate is that price, and its
-slots are read from the one slot clock by publish time (see :meth:`Directory.
-upstream_price_account`). Result objects keep pythd's key order.
+trading quote aggregates to itself, so the aggregate is that price. Its slots
+are read from the one slot clock by publish time (see
+:meth:`Directory.upstream_price_account`). Result objects keep pythd's key order.
 """
 
 from __future__ import annotations
