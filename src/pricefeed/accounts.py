@@ -69,3 +69,18 @@ def local_price_account(symbol: str) -> str:
 
 DEFAULT_PUBLISHER = derive_key("publisher", "local")
 """The publisher a connection speaks as when no publisher keys are configured (pythd's own key)."""
+
+
+def upstream_publisher_key(source: str) -> str:
+    """The publisher an upstream feed shows as its one quoter in the pythd API (one key per source)."""
+    return derive_key("publisher", "upstream", source)
+
+
+def parse_publishers(entries: list[str]) -> dict[str, str | None]:
+    """``KEY`` or ``KEY:SECRET`` entries (the ``--rpc-publisher`` option) as a map; ``ValueError`` if malformed."""
+    result: dict[str, str | None] = {}
+    for entry in entries:
+        key, sep, secret = entry.partition(":")
+        parse_key(key)
+        result[key] = secret if sep else None
+    return result

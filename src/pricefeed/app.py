@@ -20,9 +20,11 @@ from .faces.services import Services
 from .history import PriceHistory
 from .metrics import Metrics
 from .pipeline import local_pipeline
+from .slots import SlotClock
 from .sources import Source, create_source
-from .sources.publishers import LocalOracle, SlotClock
+from .sources.publishers import LocalOracle
 from .store import SqliteStore, Store, StoreWriter
+from .store.oracle_state import OracleStateStore
 from .transport.connection import Connection
 from .transport.limits import ConnectionLimits
 
@@ -44,10 +46,12 @@ class App:
         self.sources: list[Source] = [create_source(name, self.ingest, settings) for name in settings.source]
         # The local oracle is a source only when there are local products for publishers to price.
         self.oracle: LocalOracle | None = None
+        slot_clock = SlotClock(settings.slot_interval)  # the one clock of every feed's slots in the pythd API
         if settings.products is not None:
-            self.oracle = LocalOracle(self.ingest, products_file=settings.products,
-                                      slot_clock=SlotClock(settings.slot_interval),
-                                      reload_interval_s=settings.products_reload_interval)
+            self.oracle = LocalOracle(self.ingest, products_file=settings.products, slot_clock=slot_clock,
+                                      reload_interval_s=settings.products_reload_interval,
+                                      state_store=OracleStateStore(settings.db),
+                                      save_interval_s=settings.store_flush_interval)
             self.sources.append(self.oracle)
         self.metrics.watch_sources(lambda: self.sources)
         self.services = Services(
@@ -58,7 +62,7 @@ class App:
                                     slow_client_timeout_s=settings.slow_client_timeout,
                                     idle_timeout_s=settings.handshake_timeout),
             health=self.health, status=self.status, stopping=lambda: self.stopping)
-        self.listeners: Listening = build_listeners(self.services, settings, self.oracle)
+        self.listeners: Listening = build_listeners(self.services, settings, self.oracle, slot_clock)
         self.assembly = Assembly([
             Task("store", self._open_store, self.store.close),
             Task("store writer", self._start_writer, self.writer.stop, self.writer.status),
@@ -163,4 +167,5 @@ class App:
             },
             "sources": [s.status() for s in self.sources],
             "store": self.writer.status(),
+            **({"pythd": self.listeners.pythd.status()} if self.listeners.pythd is not None else {}),
         }

@@ -18,6 +18,8 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from .accounts import parse_publishers
+
 HERMES_STREAM_URL = "https://hermes.pyth.network/v2/updates/price/stream"
 SourceName = Literal["hermes", "sim"]
 LogLevel = Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
@@ -73,11 +75,14 @@ class Settings(BaseSettings):
     products: Path | None = Field(None, description="JSON file of local products that publishers price")
     rpc_publisher: Annotated[list[str], NoDecode] = Field(
         [], description="A permitted publisher, KEY or KEY:SECRET (repeatable; none: one local publisher)")
+    rpc_origins: Annotated[list[str], NoDecode] = Field(
+        [], description="A browser origin allowed to use the pythd API, e.g. http://localhost:3000 (repeatable; "
+                        "* for any; none: browser pages are refused)")
     slot_interval: float = Field(0.4, gt=0, description="Seconds per slot of the local oracle's slot clock")
     publish_interval: float = Field(1.0, gt=0, description="Seconds between notify_price_sched to publishers")
     products_reload_interval: float = Field(2.0, gt=0, description="Seconds between checks of the products file")
 
-    @field_validator("source", "pyth_sse_url", "feeds", "rpc_publisher", mode="before")
+    @field_validator("source", "pyth_sse_url", "feeds", "rpc_publisher", "rpc_origins", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         """Accept ``sim,hermes`` from the environment or a file as well as a list."""
@@ -93,8 +98,6 @@ class Settings(BaseSettings):
     @field_validator("rpc_publisher")
     @classmethod
     def _valid_publishers(cls, value: list[str]) -> list[str]:
-        from .faces.jsonrpc import parse_publishers
-
         parse_publishers(value)  # raises ValueError with what is wrong
         return value
 

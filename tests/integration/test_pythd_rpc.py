@@ -17,7 +17,8 @@ import pytest
 from jsonrpc_base import ProtocolError
 from jsonrpc_websocket import Server
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.typing import Origin
 
 from pricefeed.accounts import DEFAULT_PUBLISHER, derive_key, feed_id_of, price_account_of, product_account_of
 from pricefeed.faces.jsonrpc import PythdApi, create_rpc_server
@@ -36,18 +37,20 @@ TRIO = ProductSpec(symbol="Crypto.TRIO/USD", exponent=-3, publishers=(A, B, C), 
 UPSTREAM = Feed("e62df6c8b4a85fe1a67db44dc12de5db330f7ac66b72dc658afedf0f4a415b43", "Crypto.BTC/USD", -8, "hermes",
                 {"asset_type": "Crypto"})
 TIMEOUT = 5.0
+DEEP = "[" * 1000 + "]" * 1000
+"""A value nested 1000 deep (orjson takes up to 1024)."""
 
 
 class Assembly:
     """Hub + local oracle + pythd listener + seed-000 listener on free ports."""
 
-    def __init__(self, publishers: dict[str, str | None], slot_s: float) -> None:
+    def __init__(self, publishers: dict[str, str | None], slot_s: float, origins: tuple[str, ...] = ()) -> None:
         pipeline = local_pipeline()
         self.ingest, self.hub = pipeline.ingest, pipeline.hub
         self.ingest.add_feeds([UPSTREAM])
         self.clock = SlotClock(slot_s)
         self.oracle = LocalOracle(self.ingest, products=[DEMO, DEMO2, TRIO], slot_clock=self.clock)
-        self.api = PythdApi.create(self.hub, self.oracle, publishers, publish_interval_s=0.05)
+        self.api = PythdApi.create(self.hub, self.oracle, publishers, publish_interval_s=0.05, origins=origins)
         metrics = Metrics()
         self.rpc = create_rpc_server(self.api, metrics)
         self.seed000 = PicowsServer("seed000", SimpleWsCodec(),
@@ -256,48 +259,64 @@ async def test_three_publishers_aggregate_then_a_stale_one_drops_out(configured:
         assert (alone["status"], alone["price"], alone["conf"]) == ("unknown", 145_000, 55_000)  # min_pub 2
 
 
-async def test_unpermitted_and_unknown_publishers_are_refused(configured: Assembly,
-                                                              caplog: pytest.LogCaptureFixture) -> None:
+async def test_unpermitted_quotes_are_answered_0_and_an_unknown_publisher_is_refused(
+        configured: Assembly, caplog: pytest.LogCaptureFixture) -> None:
     async with connect(configured.url(f"?publisher={D}")) as d:
-        reply = await rpc(d, update(TRIO.account, 1_000, 10, "d"))
-        assert reply["id"] == "d" and reply["error"]["code"] == -32001 and D in reply["error"]["message"]
+        assert await rpc(d, update(TRIO.account, 1_000, 10, "d")) == {"jsonrpc": "2.0", "result": 0, "id": "d"}
         assert (await rpc(d, request("get_product_list")))["id"] == 1  # the connection goes on
-    assert any(D in record.getMessage() for record in caplog.records)
+    assert any(D in r.getMessage() and "without permission" in r.getMessage() for r in caplog.records)
     assert D not in configured.oracle.products[TRIO.account].state.components
+    assert configured.api.refused_updates == 1
     async with connect(configured.url(f"?publisher={A}&secret=wrong")) as wrong:
         with pytest.raises(ConnectionClosed) as closed:
             await asyncio.wait_for(wrong.recv(), TIMEOUT)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
 
 
-async def test_jsonrpc_websocket_sees_refusals_as_protocol_errors(configured: Assembly) -> None:
+async def test_jsonrpc_websocket_publishes_a_batch_without_a_protocol_error_for_unpermitted_accounts(
+        configured: Assembly) -> None:
+    """pyth-agent answers 0 to every well-formed quote; a publisher raising on any error would stop here."""
     server = await jsonrpc_server(configured.url(f"?publisher={D}"))
     try:
-        with pytest.raises(ProtocolError) as refused:
-            await server.update_price(account=TRIO.account, price=1, conf=1, status="trading")
-        assert refused.value.args[0] == -32001  # ProtocolError(code, message, data)
-        with pytest.raises(ProtocolError) as read_only:
-            await server.update_price(account=price_account_of(UPSTREAM.id), price=1, conf=1, status="trading")
-        assert read_only.value.args[0] == -32001 and "read-only" in read_only.value.args[1]
+        assert await server.update_price(account=TRIO.account, price=1, conf=1, status="trading") == 0
+        assert await server.update_price(account=price_account_of(UPSTREAM.id), price=1, conf=1,
+                                         status="trading") == 0
+        with pytest.raises(ProtocolError) as unknown:
+            await server.update_price(account=derive_key("none"), price=1, conf=1, status="trading")
+        assert unknown.value.args[0] == -32000  # ProtocolError(code, message, data)
     finally:
         await server.close()
+    assert configured.hub.latest.get(UPSTREAM.id) is None
 
 
 # -- upstream feeds, bad input, connection life -------------------------------------------------------
 
 
-async def test_upstream_feed_is_readable_and_subscribable(local: Assembly) -> None:
+async def test_upstream_feed_is_readable_and_subscribable_on_the_one_slot_clock(local: Assembly) -> None:
     account = price_account_of(UPSTREAM.id)
     async with connect(local.url()) as ws:
         product = await rpc(ws, request("get_product", {"account": product_account_of(account)}))
         assert product["result"]["attr_dict"]["symbol"] == "Crypto.BTC/USD"
         assert (await rpc(ws, request("subscribe_price", {"account": account}, 2)))["result"]["subscription"] >= 1
         assert json.loads(await ws.recv())["method"] == "notify_price"  # the current price, right away
-        local.ingest.publish(PriceUpdate(UPSTREAM.id, 9_500_000_000_000, 4_000_000, -8, now_us(), 9_400_000_000_000,
-                                      3_000_000, slot=123))
+        published = now_us()
+        local.ingest.publish(PriceUpdate(UPSTREAM.id, 9_500_000_000_000, 4_000_000, -8, published, 9_400_000_000_000,
+                                         3_000_000, prev_publish_time_us=published - 1_000_000, slot=123))
         notification = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
-    assert notification["params"]["result"]["price"] == 9_500_000_000_000
-    assert notification["params"]["result"]["pub_slot"] == 123
+        await rpc(ws, update(DEMO.account, 4_200_000, 100, 3))
+        demo = (await rpc(ws, request("get_product", {"account": product_account_of(DEMO.account)}, 4)))["result"]
+        btc = (await rpc(ws, request("get_product", {"account": product_account_of(account)}, 5)))["result"]
+    slot = local.clock.slot_at(published / 1e6)  # the upstream's own slot (123) is not this clock's
+    assert notification["params"]["result"] == {"price": 9_500_000_000_000, "conf": 4_000_000,
+                                                 "twap": 9_400_000_000_000, "twac": 3_000_000, "status": "trading",
+                                                 "num_qt": 1, "valid_slot": slot - 1, "pub_slot": slot}
+    price_account = btc["price_accounts"][0]
+    previous = local.clock.slot_at((published - 1_000_000) / 1e6)  # 1 s = 20 slots of 50 ms before
+    assert (price_account["valid_slot"], price_account["pub_slot"], price_account["prev_slot"]) == (
+        slot - 1, slot, previous)
+    assert [(p["price"], p["status"], p["slot"]) for p in price_account["publisher_accounts"]] == [
+        (9_500_000_000_000, "trading", slot - 1)]
+    assert 0 <= demo["price_accounts"][0]["pub_slot"] - slot < TIMEOUT / local.clock.interval_s  # same clock
 
 
 @pytest.mark.parametrize(("frame", "code"), [
@@ -309,6 +328,11 @@ async def test_upstream_feed_is_readable_and_subscribable(local: Assembly) -> No
     ('{"jsonrpc":"2.0","method":"update_price","params":{"account":"x","price":1,"conf":1,"status":"trading"},'
      '"id":9}', -32602),
     ('{"jsonrpc":"2.0","method":"get_product","params":{"account":"' + derive_key("none") + '"},"id":9}', -32000),
+    ('{"jsonrpc":"2.0","method":"get_product","params":{"account":' + DEEP + '},"id":9}', -32602),
+    ('{"jsonrpc":"2.0","method":"update_price","params":{"account":"' + DEMO.account + '","price":' + DEEP
+     + ',"conf":1,"status":"trading"},"id":9}', -32602),
+    ('{"jsonrpc":"2.0","method":"update_price","params":{"account":"' + DEMO.account + '","price":1,"conf":1,'
+     '"status":' + DEEP + '},"id":9}', -32602),
 ])
 async def test_every_bad_input_gets_its_error_and_the_connection_goes_on(local: Assembly, frame: str,
                                                                          code: int) -> None:
@@ -332,3 +356,62 @@ async def test_a_subscription_ends_when_its_connection_closes(local: Assembly) -
         return local.api.notifier.subscription_count() == 0
 
     await until(none_left)
+
+
+# -- what a batch may cost, and who may connect ---------------------------------------------------------
+
+
+async def test_a_huge_batch_is_refused_whole_a_large_one_is_bounded_and_a_loop_of_them_closed(
+        local: Assembly) -> None:
+    local.hub.add_feeds(Feed(f"{i:064x}", f"Crypto.F{i}/USD", -8, "hermes", {"description": "x" * 200})
+                        for i in range(1, 21))
+    async with connect(local.url(), max_size=None) as ws, connect(local.url()) as other:
+        # The reported batch: 1120 get_all_products in 59 KB, which bought an 11.2 MB reply.
+        batch = json.dumps([request("get_all_products", None, i) for i in range(1120)], separators=(",", ":"))
+        assert len(batch) < 64 * 1024  # within the message size limit
+        await ws.send(batch)
+        reply = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+        assert reply == {"jsonrpc": "2.0", "error": {"code": -32600, "message": "invalid request: a batch holds at "
+                                                                                "most 1000 requests, got 1120"},
+                         "id": None}
+        smaller = json.dumps([request("get_all_products", None, i) for i in range(200)])
+        await ws.send(smaller)
+        frame = await asyncio.wait_for(ws.recv(), TIMEOUT)
+        replies = json.loads(frame)
+        assert [r["id"] for r in replies] == list(range(200))
+        ran = [r["id"] for r in replies if "result" in r]
+        assert ran == list(range(len(ran))) and 10 < len(ran) < 30  # until the replies reach 256 KiB
+        assert {r["error"]["code"] for r in replies[len(ran):]} == {-32005}
+        assert len(frame) < 256 * 1024 + 20_000 + 200 * 150
+        assert (await rpc(other, request("get_product_list", [], "other")))["id"] == "other"  # others go on
+        # That batch spent most of the connection's budget: the next one overspends it, a flood.
+        await ws.send(smaller)
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+        assert (await rpc(other, request("get_product_list", [], "still")))["id"] == "still"
+
+
+@pytest.fixture
+async def browsers_allowed() -> AsyncIterator[Assembly]:
+    assembly = Assembly({}, slot_s=0.05, origins=("http://localhost:3000",))
+    await assembly.start()
+    try:
+        yield assembly
+    finally:
+        await assembly.stop()
+
+
+async def test_a_web_page_may_not_connect_unless_its_origin_is_allowed(local: Assembly,
+                                                                       browsers_allowed: Assembly) -> None:
+    for assembly in (local, browsers_allowed):
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(assembly.url(), origin=Origin("http://evil.example"))
+        assert refused.value.response.status_code == 403
+        assert b"origin http://evil.example may not use this API" in refused.value.response.body
+    async with connect(browsers_allowed.url(), origin=Origin("http://localhost:3000")) as page:
+        assert (await rpc(page, update(DEMO.account, 31_337, 1)))["result"] == 0
+    async with connect(local.url()) as publisher:  # publishing software sends no Origin
+        assert (await rpc(publisher, update(DEMO.account, 4_200_000, 100)))["result"] == 0
+    components = local.oracle.products[DEMO.account].state.components
+    assert components[DEFAULT_PUBLISHER].latest.price == 4_200_000

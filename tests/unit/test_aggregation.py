@@ -21,42 +21,52 @@ from pricefeed.aggregation import (
 from pricefeed.model import Status
 
 VECTORS = Path(__file__).parent / "pyth_vectors"
-"""pyth-client's ``program/rust/test_data`` (Apache-2.0), copied from the reference material."""
-AGGREGATION_CASES = sorted(VECTORS.glob("aggregation/*.json"), key=lambda p: int(p.stem))
+"""pyth-client's ``program/rust/test_data`` (Apache-2.0): every file there is a case, whatever its name."""
+AGGREGATION_CASES = sorted(VECTORS.glob("aggregation/*.json"))
 EMA_CASES = sorted(VECTORS.glob("ema/*.csv"))
 _STATUS = {0: Status.UNKNOWN, 1: Status.TRADING, 2: Status.HALTED, 3: Status.AUCTION, 4: Status.IGNORED}
 
+
+def test_every_vector_has_its_result_and_there_are_vectors() -> None:
+    assert AGGREGATION_CASES and EMA_CASES
+    for suffix, cases, result in (("json", AGGREGATION_CASES, ".result"), ("csv", EMA_CASES, ".result")):
+        inputs = {p.stem for p in cases}
+        results = {p.stem for p in VECTORS.glob(f"{'aggregation' if suffix == 'json' else 'ema'}/*{result}")}
+        assert inputs == results, f"{suffix} vectors without a result or results without a vector"
+
+
 @pytest.mark.parametrize("case", AGGREGATION_CASES, ids=lambda p: p.stem)
 def test_aggregation_vector(case: Path) -> None:
+    """As ``test_aggregation.rs``: a zeroed price account whose aggregate was last published at slot 1000,
+    each quote at 1000 + its ``slot_diff``, aggregated at 1001; the account's price, conf and status compared
+    (a zeroed account keeps price and conf 0 when the result is unknown)."""
     given = json.loads(case.read_text())
     expected = json.loads(case.with_suffix(".result").read_text())
-    # As the program's test does: every quote published at slot 1000, aggregated at slot 1001.
-    quotes = [Quote(q["price"], q["conf"], _STATUS[q["status"]], 1000) for q in given["quotes"]]
-    result = aggregate(quotes, 1001)
-    assert (result.price, result.conf, str(result.status)) == (expected["price"], expected["conf"],
-                                                              expected["status"])
+    account = PriceAccount(expo=given["exponent"], pub_slot=1000)
+    account.permit(str(i) for i in range(len(given["quotes"])))
+    for component, q in zip(account.components.values(), given["quotes"], strict=True):
+        component.latest = Quote(q["price"], q["conf"], _STATUS[q["status"]], 1000 + q.get("slot_diff", 0))
+    account.aggregate(1001, 1234)
+    assert {"exponent": account.expo, "price": account.price, "conf": account.conf,
+            "status": str(account.status)} == expected
 
 
 def _rows(path: Path) -> list[dict[str, int]]:
     with path.open(encoding="utf-8-sig") as f:
-        return [{k: int(v) for k, v in row.items()} for row in csv.DictReader(f)]
+        return [{k.strip(): int(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
 @pytest.mark.parametrize("negate", [False, True], ids=["as-written", "negated"])
 @pytest.mark.parametrize("case", EMA_CASES, ids=lambda p: p.stem)
 def test_ema_vector(case: Path, negate: bool) -> None:
+    """As ``test_ema.rs`` (and ``test_ema_negated``, which negates every price and twap)."""
     sign = -1 if negate else 1
     twap, twac = Ema(), Ema()
-    rows = _rows(case.with_suffix(".result"))
-    assert len(rows) == len(_rows(case))
-    for row in rows:
-        twap, twac = update_twap(twap, twac, sign * row["price"], row["conf"], row["expo"], row["nslots"])
+    inputs, rows = _rows(case), _rows(case.with_suffix(".result"))
+    assert len(rows) == len(inputs), "Mismatched CSV file lengths"
+    for given, row in zip(inputs, rows, strict=True):
+        twap, twac = update_twap(twap, twac, sign * given["price"], given["conf"], given["expo"], given["nslots"])
         assert (twap.val, twac.val) == (sign * row["twap"], row["twac"]), row
-
-
-def test_vector_files_are_all_there() -> None:
-    assert len(AGGREGATION_CASES) == 20
-    assert len(EMA_CASES) == 3
 
 
 # -- worked examples of the reference -------------------------------------------

@@ -9,17 +9,20 @@ from pathlib import Path
 import pytest
 
 from pricefeed.accounts import DEFAULT_PUBLISHER, derive_key, feed_id_of
+from pricefeed.faces.pythd import Directory
 from pricefeed.model import Status
 from pricefeed.pipeline import local_pipeline
 from pricefeed.sources.publishers import (
     LocalOracle,
     NotPermitted,
+    Outcome,
     ProductsFileError,
     ProductSpec,
     SlotClock,
     UnknownAccount,
     load_products,
 )
+from pricefeed.store.oracle_state import OracleStateStore, decode_account, encode_account
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "products.json"
 
@@ -47,6 +50,9 @@ def test_the_example_products_file_has_a_product_for_the_default_publisher() -> 
     (json.dumps([spec(publishers=["short"])]), "invalid account key"),
     (json.dumps([spec(), spec()]), "price account used twice"),
     (json.dumps({"products": [spec(colour="red")]}), "colour"),
+    (json.dumps([spec(attributes={"schedule": "Mars/Olympus;O,O,O,O,O,O,O;"})]), "unknown time zone 'Mars/Olympus'"),
+    (json.dumps([spec(attributes={"weekly_schedule": "UTC,O,O"})]), "weekly_schedule 'UTC,O,O'"),
+    (json.dumps([spec(attributes={"publish_interval": "often"})]), "publish_interval 'often'"),
 ])
 def test_bad_products_files_say_what_is_wrong(tmp_path: Path, content: str, fragment: str) -> None:
     path = tmp_path / "products.json"
@@ -122,3 +128,90 @@ def test_slot_clock_counts_from_the_epoch_and_never_goes_back() -> None:
     assert slots.now() == 250
     clock.t = 100.4
     assert slots.now() == 251
+
+
+async def test_market_hours_and_publish_interval_decide_what_is_published() -> None:
+    clock = Clock()
+    clock.t = 1_736_172_000.0  # Monday 2025-01-06 14:00 UTC, 09:00 in New York
+    hours = ProductSpec(symbol="Equity.US.X/USD", exponent=-2, publishers=(DEFAULT_PUBLISHER,),
+                        attributes={"schedule": "America/New_York;0930-1600,0930-1600,0930-1600,0930-1600,"
+                                                "0930-1600,C,C;"})
+    every_2s = ProductSpec(symbol="Crypto.X/USD", exponent=-2, publishers=(DEFAULT_PUBLISHER,),
+                           attributes={"publish_interval": "2"})
+    oracle = LocalOracle(local_pipeline().ingest, products=[hours, every_2s], slot_clock=SlotClock(1.0, clock))
+    assert oracle.quote(DEFAULT_PUBLISHER, hours.account, 100, 1, Status.TRADING) == Outcome.MARKET_CLOSED
+    clock.t += 1800  # 09:30
+    assert oracle.quote(DEFAULT_PUBLISHER, hours.account, 100, 1, Status.TRADING) == Outcome.PUBLISHED
+    assert oracle.quote(DEFAULT_PUBLISHER, every_2s.account, 100, 1, Status.TRADING) == Outcome.PUBLISHED
+    clock.t += 1.999
+    assert oracle.quote(DEFAULT_PUBLISHER, every_2s.account, 101, 1, Status.TRADING) == Outcome.TOO_SOON
+    clock.t += 0.001
+    assert oracle.quote(DEFAULT_PUBLISHER, every_2s.account, 102, 1, Status.TRADING) == Outcome.PUBLISHED
+    latest = oracle.products[every_2s.account].state.components[DEFAULT_PUBLISHER].latest
+    assert latest.price == 102
+    assert oracle.status()["closed_market_quotes"] == 1 and oracle.status()["too_soon_quotes"] == 1
+
+
+async def test_a_product_taken_out_of_the_file_leaves_the_api(tmp_path: Path) -> None:
+    path = tmp_path / "products.json"
+    path.write_text(json.dumps([spec("Crypto.X/USD"), spec("Crypto.Y/USD")]))
+    pipeline = local_pipeline()
+    hub = pipeline.hub
+    oracle = LocalOracle(pipeline.ingest, products_file=path)
+    oracle.reload()
+    directory = Directory(hub, oracle)
+    y = load_products(path)[1].account
+    assert {f.symbol for f in directory.feeds()} == {"Crypto.X/USD", "Crypto.Y/USD"}
+    path.write_text(json.dumps([spec("Crypto.X/USD")]))
+    assert oracle.reload()
+    assert [p.spec.symbol for p in oracle.products.values()] == ["Crypto.X/USD"]
+    assert {f.symbol for f in directory.feeds()} == {"Crypto.X/USD"}
+    assert directory.feed_of_price_account(y) is None
+    with pytest.raises(UnknownAccount):
+        oracle.quote(DEFAULT_PUBLISHER, y, 1, 1, Status.TRADING)
+
+
+async def test_the_accounts_survive_a_restart(tmp_path: Path) -> None:
+    clock = Clock()
+    product = ProductSpec(symbol="Crypto.X/USD", exponent=-2, publishers=(DEFAULT_PUBLISHER, derive_key("b")))
+    path = tmp_path / "products.json"
+    path.write_text(json.dumps({"products": [product.model_dump(exclude_none=True)]}))
+    db = tmp_path / "pricefeed.db"
+
+    def oracle() -> LocalOracle:
+        return LocalOracle(local_pipeline().ingest, products_file=path, slot_clock=SlotClock(1.0, clock),
+                           state_store=OracleStateStore(db), save_interval_s=60)
+
+    first = oracle()
+    await first.start()
+    for price in (1000, 1100, 1200):
+        first.quote(DEFAULT_PUBLISHER, product.account, price, 10, Status.TRADING)
+        clock.t += 1
+    before = first.products[product.account].state
+    assert (before.status, before.price, before.twap.val) == (Status.TRADING, 1100, 1050)
+    await first.stop()
+
+    clock.t += 60  # down for a minute
+    second = oracle()
+    await second.start()
+    try:
+        after = second.products[product.account].state
+        assert encode_account(after) == encode_account(before)  # aggregate, EMAs, prev_*, every quote
+        assert after.components[DEFAULT_PUBLISHER].latest.price == 1200
+        second.quote(DEFAULT_PUBLISHER, product.account, 1300, 10, Status.TRADING)
+        # The restored quote is 61 slots old: it no longer votes; the last trading aggregate is kept as prev.
+        assert (after.status, after.num_qt, after.prev_price, after.price) == (Status.UNKNOWN, 0, 1100, 1100)
+        clock.t += 1
+        second.quote(DEFAULT_PUBLISHER, product.account, 1400, 10, Status.TRADING)
+        assert (after.status, after.price) == (Status.TRADING, 1300)
+    finally:
+        await second.stop()
+
+
+async def test_a_saved_account_round_trips() -> None:
+    oracle = LocalOracle(local_pipeline().ingest, products=[ProductSpec(symbol="Crypto.X/USD", exponent=-2,
+                                                      publishers=(DEFAULT_PUBLISHER,))],
+                         slot_clock=SlotClock(1.0, Clock()))
+    (product,) = oracle.products.values()
+    oracle.quote(DEFAULT_PUBLISHER, product.price_account, 100, 3, Status.TRADING)
+    assert decode_account(encode_account(product.state)) == product.state

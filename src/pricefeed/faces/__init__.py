@@ -27,6 +27,7 @@ from .simple_ws import Limits, SimpleWsCodec, SimpleWsSession
 
 if TYPE_CHECKING:
     from ..config import Settings
+    from ..slots import SlotClock
     from ..sources.publishers import LocalOracle
 
 
@@ -41,6 +42,7 @@ class Listening:
     components_by_name: dict[str, Component]
     ports: dict[str, Callable[[], int]]
     listeners: list[Listener]
+    pythd: PythdApi | None
 
     def components(self) -> list[Component]:
         return list(self.components_by_name.values())
@@ -55,7 +57,8 @@ class Listening:
         return counts
 
 
-def build_listeners(services: Services, settings: Settings, oracle: LocalOracle | None) -> Listening:
+def build_listeners(services: Services, settings: Settings, oracle: LocalOracle | None,
+                    slot_clock: SlotClock) -> Listening:
     components: dict[str, Component] = {}
     ports: dict[str, Callable[[], int]] = {}
     listeners: list[Listener] = []
@@ -76,8 +79,10 @@ def build_listeners(services: Services, settings: Settings, oracle: LocalOracle 
             lambda conn: SimpleWsSession(services.hub, conn, conn.client_id, session_limits), limits, services.metrics)
         picows("seed000", seed000, settings.host, settings.port)
 
+    pythd = None
     if settings.rpc:
-        api = PythdApi.create(services.hub, oracle, parse_publishers(settings.rpc_publisher), settings.publish_interval)
+        api = pythd = PythdApi.create(services.hub, oracle, parse_publishers(settings.rpc_publisher),
+                                      settings.publish_interval, settings.rpc_origins, slot_clock)
         rpc = create_rpc_server(api, services.metrics, dataclasses.replace(
             RPC_LIMITS, max_message_bytes=limits.max_message_bytes, outbox_limit_bytes=limits.outbox_limit_bytes,
             slow_client_timeout_s=limits.slow_client_timeout_s))
@@ -97,7 +102,7 @@ def build_listeners(services: Services, settings: Settings, oracle: LocalOracle 
         ports["api"] = lambda: server.port
         listeners += [hermes_ws, hermes_sse]
 
-    return Listening(components, ports, listeners)
+    return Listening(components, ports, listeners, pythd)
 
 
 async def _nothing() -> None:

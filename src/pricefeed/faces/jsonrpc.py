@@ -1,39 +1,48 @@
 """The pythd / pyth-agent WebSocket JSON-RPC 2.0 API (seed 001), without I/O.
 
-Publishing software written for pythd speaks to this unchanged: the six
-methods, pythd's result shapes and key orders, batches answered with one array
-in order (``[]`` gets ``[]``), ``params: []`` where none are needed, and
-binary frames ignored. Errors carry pythd's JSON-RPC codes and a message that
-says what was wrong. A request without an id is run and never answered, so a
-client never sees an id it did not send.
+Publishing software written for pythd or pyth-agent speaks to this unchanged:
+the six methods, pythd's result shapes and key orders, batches answered with
+one array in order (``[]`` gets ``[]``), ``params: []`` where none are needed,
+binary frames ignored, and ``update_price`` as the agent takes it (numbers
+rounded, ``null`` as 0, a quote for an account the publisher may not quote
+answered ``0`` and dropped). Errors carry pythd's JSON-RPC codes and a message
+that says what was wrong. A request without an id is run and never answered,
+so a client never sees an id it did not send.
 
-Which publisher a connection is comes from its handshake (:class:`Handshake`);
-without configured publishers every connection is pythd's one local publisher.
+Who may connect, and as which publisher, is :mod:`.rpc_access`'s. A batch is
+bounded in requests and reply bytes, and each of its requests pays out of the
+connection's message-rate budget as a message would (a large reply more), so
+a small message cannot buy a huge reply or hold the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import NoReturn, Protocol
-from urllib.parse import parse_qs, urlsplit
+from typing import Any, Protocol
 
 import orjson
 
-from ..accounts import DEFAULT_PUBLISHER, parse_key, price_account_of
-from ..contracts import CloseCode, Codec
+from ..accounts import parse_key, parse_publishers, price_account_of
+from ..contracts import CloseCode, Codec, Handshake
 from ..hub import Hub
 from ..metrics import Metrics
-from ..model import Feed, FeedId, PriceUpdate, Status
+from ..model import Feed, FeedId, PriceUpdate
+from ..slots import SlotClock
 from ..sources.publishers import LocalOracle, LocalProduct, NotPermitted, QuoteRejected, UnknownAccount
 from ..topics import Topic
 from ..transport.limits import ConnectionLimits
 from ..transport.picows import PicowsConnection, PicowsServer
+from . import rpc_params
 from .json_types import json_type
 from .pythd import Directory
+from .rpc_access import Refused, identify, origin_allowed, origin_refusal
+from .rpc_params import ParamError, shown
+
+__all__ = ["Handshake", "JsonRpcSession", "Notifier", "PythdApi", "Refused", "create_rpc_server", "identify",
+           "origin_allowed", "parse_publishers", "stagger"]
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +54,22 @@ INTERNAL_ERROR = -32603
 UNKNOWN_ACCOUNT = -32000
 """pythd's ``PC_JSON_UNKNOWN_SYMBOL``."""
 NOT_PERMITTED = -32001
-"""pythd's ``PC_JSON_MISSING_PERMS``: the publisher may not update this account."""
+"""pythd's ``PC_JSON_MISSING_PERMS``: this connection speaks for no publisher."""
+LIMIT_EXCEEDED = -32005
+"""A request of a batch not run: the batch's replies went over their bound (Ethereum's JSON-RPC code for it)."""
 
 METHODS = ("get_product_list", "get_product", "get_all_products", "update_price", "subscribe_price",
            "subscribe_price_sched")
 PUBLISH_INTERVAL_S = 1.0
 """pythd's ``-i`` default: how often ``notify_price_sched`` asks for a price."""
+MAX_BATCH_REQUESTS = 1000
+"""Requests in one batch; a larger batch is refused whole."""
+MAX_BATCH_REPLY_BYTES = 256 * 1024
+"""Once a batch's replies reach this, its remaining requests are not run (rendering this much takes ~40 ms)."""
+REPLY_BYTES_PER_MESSAGE = 256
+"""In a batch, a reply costs one message of the rate budget per this many bytes beyond the first this many."""
+_MAX_WARNED = 10_000
+"""Publisher/account pairs whose refusal is logged at warning level (a bound, since keys are free to make up)."""
 _STAGGER_BUCKETS = 997
 _I64 = 2**63
 _U64 = 2**64
@@ -61,69 +80,6 @@ class RpcError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
-
-
-# -- who is speaking ----------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Handshake:
-    """What a client presented when it connected."""
-
-    path: str = "/"
-    query: Mapping[str, str] = field(default_factory=dict)
-    headers: Mapping[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, target: str, headers: Mapping[str, str]) -> Handshake:
-        parts = urlsplit(target)
-        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        return cls(parts.path or "/", query, {k.lower(): v for k, v in headers.items()})
-
-    def credential(self, name: str) -> str | None:
-        """``?publisher=`` / ``X-Publisher-Key`` and ``?secret=`` / ``X-Publisher-Secret``."""
-        header = {"publisher": "x-publisher-key", "secret": "x-publisher-secret"}[name]
-        return self.query.get(name) or self.headers.get(header) or None
-
-
-class Refused(Exception):
-    """The handshake names a publisher it cannot be; the connection is closed with this reason."""
-
-
-def identify(handshake: Handshake, publishers: Mapping[str, str | None]) -> str | None:
-    """The publisher key a connection speaks for, or None for a read-only connection.
-
-    Without configured ``publishers`` a connection is the one local publisher (as
-    pythd is), or the key it presents. With them, the key must be configured and
-    its secret, if it has one, must match; a connection without a key may read.
-    """
-    key = handshake.credential("publisher")
-    if key is not None:
-        try:
-            parse_key(key)
-        except ValueError as exc:
-            raise Refused(f"bad publisher key: {exc}") from None
-    if not publishers:
-        return key or DEFAULT_PUBLISHER
-    if key is None:
-        return None
-    if key not in publishers:
-        raise Refused(f"unknown publisher {key}")
-    secret = publishers[key]
-    presented = handshake.credential("secret") or ""
-    if secret is not None and not hmac.compare_digest(presented.encode(), secret.encode()):
-        raise Refused(f"wrong or missing secret for publisher {key}")
-    return key
-
-
-def parse_publishers(entries: list[str]) -> dict[str, str | None]:
-    """``KEY`` or ``KEY:SECRET`` entries (the ``--rpc-publisher`` option) as a map; ``ValueError`` if malformed."""
-    result: dict[str, str | None] = {}
-    for entry in entries:
-        key, sep, secret = entry.partition(":")
-        parse_key(key)
-        result[key] = secret if sep else None
-    return result
 
 
 # -- notifications --------------------------------------------------------------
@@ -141,6 +97,9 @@ class RpcPeer(Protocol):
     def flush(self) -> None: ...
 
     def close(self, code: int, reason: str) -> None: ...
+
+    def charge(self, cost: float) -> bool:
+        """Spend ``cost`` more messages of the connection's rate budget, as far as it goes; False if spent."""
 
 
 def stagger(price_account: str) -> float:
@@ -235,15 +194,21 @@ class Notifier:
             self._schedule(price_account, asyncio.get_running_loop())
         return sub_id
 
+    def interval_of(self, price_account: str) -> float:
+        """The product's ``publish_interval`` if it has one, else the API's."""
+        product = self.directory.local(price_account)
+        interval = None if product is None else product.publish_interval_s
+        return interval or self.publish_interval_s
+
     def _schedule(self, price_account: str, loop: asyncio.AbstractEventLoop) -> None:
-        interval = self.publish_interval_s
+        interval = self.interval_of(price_account)
         now = loop.time()
         at = (now // interval) * interval + stagger(price_account) * interval
         if at <= now:
             at += interval
-        self._timers[price_account] = loop.call_at(at, self._fire, price_account, loop)
+        self._timers[price_account] = loop.call_at(at, self._fire, price_account, loop, at)
 
-    def _fire(self, price_account: str, loop: asyncio.AbstractEventLoop) -> None:
+    def _fire(self, price_account: str, loop: asyncio.AbstractEventLoop, target: float) -> None:
         subs = self._sched_subs.get(price_account)
         if not subs:
             self._timers.pop(price_account, None)
@@ -252,7 +217,14 @@ class Notifier:
             peer.send_price(f"sched#{sub_id}", _notification(b"notify_price_sched", b"", sub_id))
         for peer in set(subs.values()):
             peer.flush()
-        self._schedule(price_account, loop)
+        # The next tick is one interval after this tick's target, never "the next one after now": a timer may
+        # fire a little before its target (uvloop's clock counts whole milliseconds), and the next one after
+        # now would be this same target again, a burst of duplicates. Ticks missed in a stall are skipped.
+        interval = self.interval_of(price_account)
+        at, now = target + interval, loop.time()
+        if at <= now:
+            at += ((now - at) // interval + 1) * interval
+        self._timers[price_account] = loop.call_at(at, self._fire, price_account, loop, at)
 
     # -- clean-up ---------------------------------------------------------------
 
@@ -294,13 +266,34 @@ class PythdApi:
     publishers: Mapping[str, str | None]
     directory: Directory
     notifier: Notifier
+    origins: tuple[str, ...] = ()
+    """Browser origins allowed to connect (``--rpc-origins``)."""
+    refused_updates: int = 0
+    """``update_price`` calls answered 0 and dropped: the publisher may not quote the account."""
+    _warned: set[tuple[str, str]] = field(default_factory=set)
 
     @classmethod
     def create(cls, hub: Hub, oracle: LocalOracle | None, publishers: Mapping[str, str | None] | None = None,
-               publish_interval_s: float = PUBLISH_INTERVAL_S) -> PythdApi:
-        directory = Directory(hub, oracle)
+               publish_interval_s: float = PUBLISH_INTERVAL_S, origins: Collection[str] = (),
+               slot_clock: SlotClock | None = None) -> PythdApi:
+        directory = Directory(hub, oracle, slot_clock)
         return cls(hub, oracle, dict(publishers or {}), directory,
-                   Notifier(hub, directory, oracle, publish_interval_s))
+                   Notifier(hub, directory, oracle, publish_interval_s), tuple(origins))
+
+    def refuse(self, publisher: str, account: str, symbol: str, why: str) -> None:
+        """Count an unpermitted quote; log it once per publisher and account (a publisher's loop repeats it)."""
+        self.refused_updates += 1
+        first = (publisher, account) not in self._warned and len(self._warned) < _MAX_WARNED
+        if first:
+            self._warned.add((publisher, account))
+        # The fields as pyth-agent logs them (JSON), so what watches the agent's log finds the same line.
+        fields = {"publisher": publisher, "unpermissioned_price_account": account, "symbol": symbol, "reason": why}
+        log.log(logging.WARNING if first else logging.DEBUG,
+                "Attempted to publish a price without permission, skipping %s", orjson.dumps(fields).decode())
+
+    def status(self) -> dict[str, Any]:
+        return {"subscriptions": self.notifier.subscription_count(), "refused_updates": self.refused_updates,
+                "browser_origins": list(self.origins)}
 
 
 def _response(request_id: object, result: object) -> bytes:
@@ -309,6 +302,10 @@ def _response(request_id: object, result: object) -> bytes:
 
 def _error(request_id: object, code: int, message: str) -> bytes:
     return orjson.dumps({"jsonrpc": "2.0", "error": {"code": code, "message": message}, "id": request_id})
+
+
+def _valid_id(request_id: object) -> bool:
+    return not isinstance(request_id, bool) and isinstance(request_id, str | int | float | None)
 
 
 class JsonRpcSession:
@@ -321,7 +318,6 @@ class JsonRpcSession:
         self._handshake = handshake
         self.publisher: str | None = None
         self._after_reply: list[Callable[[], None]] = []
-        self._refused_accounts: set[str] = set()
         self._methods: dict[str, Callable[[object], object]] = {
             "get_product_list": self._get_product_list,
             "get_product": self._get_product,
@@ -355,9 +351,7 @@ class JsonRpcSession:
             self.peer.send(_error(None, PARSE_ERROR, f"parse error: {exc}"))
             return
         if isinstance(message, list):
-            replies = [reply for reply in map(self._handle, message) if reply is not None]
-            if replies or not message:  # [] answers [] (clients wait for an array); all-notifications answer nothing
-                self.peer.send(b"[" + b",".join(replies) + b"]")
+            self._receive_batch(message)
         else:
             reply = self._handle(message)
             if reply is not None:
@@ -366,6 +360,33 @@ class JsonRpcSession:
         for action in after:
             action()
 
+    def _receive_batch(self, batch: list[object]) -> None:
+        """Run a batch in order and answer one array, within its bounds (see the module's docstring)."""
+        if len(batch) > MAX_BATCH_REQUESTS:
+            self.peer.send(_error(None, INVALID_REQUEST, f"invalid request: a batch holds at most "
+                                                         f"{MAX_BATCH_REQUESTS} requests, got {len(batch)}"))
+            return
+        replies: list[bytes] = []
+        size, work = 0, 0.0
+        for index, request in enumerate(batch):
+            # The message paid for the first request; each further one pays as a message of its own, plus the
+            # work of the reply before it. A batch that overspends is a flood, closed as the transport closes one.
+            if index and not self.peer.charge(1.0 + work):
+                self.peer.close(CloseCode.POLICY_VIOLATION, "message rate limit exceeded: each request of a "
+                                                              "batch counts as a message")
+                return
+            if size >= MAX_BATCH_REPLY_BYTES:
+                reply = _not_run(request, f"request not run: this batch's replies reached {MAX_BATCH_REPLY_BYTES} "
+                                          f"bytes; send fewer requests per batch")
+            else:
+                reply = self._handle(request)
+            work = 0.0 if reply is None else max(0, len(reply) - REPLY_BYTES_PER_MESSAGE) / REPLY_BYTES_PER_MESSAGE
+            if reply is not None:
+                replies.append(reply)
+                size += len(reply)
+        if replies or not batch:  # [] answers [] (clients wait for an array); all-notifications answer nothing
+            self.peer.send(b"[" + b",".join(replies) + b"]")
+
     def _handle(self, request: object) -> bytes | None:
         """The reply to one request, or None for a notification (a request without an id)."""
         if not isinstance(request, dict):
@@ -373,7 +394,7 @@ class JsonRpcSession:
                                                  f"got {json_type(request)}")
         has_id = "id" in request
         request_id = request.get("id")
-        if isinstance(request_id, bool) or not isinstance(request_id, str | int | float | None):
+        if not _valid_id(request_id):
             return _error(None, INVALID_REQUEST, f"invalid request: \"id\" must be a string, a number or null, "
                                                  f"got {json_type(request_id)}")
         reply_id = request_id if has_id else None
@@ -387,6 +408,8 @@ class JsonRpcSession:
             result = self._call(method, request.get("params"))
         except RpcError as exc:
             return _error(request_id, exc.code, exc.message) if has_id else None
+        except ParamError as exc:
+            return _error(request_id, INVALID_PARAMS, str(exc)) if has_id else None
         except Exception:  # a bug must not take the connection down
             log.exception("pythd API: %s failed", method)
             return _error(request_id, INTERNAL_ERROR, f"internal error in {method}") if has_id else None
@@ -398,7 +421,8 @@ class JsonRpcSession:
             if method in ("notify_price", "notify_price_sched"):
                 raise RpcError(METHOD_NOT_FOUND, f"method not found: {method} is a notification the server "
                                                  f"sends, not a method")
-            raise RpcError(METHOD_NOT_FOUND, f"method not found: {method!r}; expected one of {', '.join(METHODS)}")
+            raise RpcError(METHOD_NOT_FOUND, f"method not found: {shown(method)}; expected one of "
+                                             f"{', '.join(METHODS)}")
         if params is not None and not isinstance(params, dict | list):
             raise RpcError(INVALID_PARAMS, f"invalid params: must be an object or an array, got {json_type(params)}")
         return handler(params)
@@ -407,14 +431,14 @@ class JsonRpcSession:
 
     def _get_product_list(self, params: object) -> object:
         directory = self.api.directory
-        return [directory.product_list_entry(feed) for feed in list(self.api.hub.feeds.values())]
+        return [directory.product_list_entry(feed) for feed in directory.feeds()]
 
     def _get_all_products(self, params: object) -> object:
         directory = self.api.directory
-        return [directory.product(feed) for feed in list(self.api.hub.feeds.values())]
+        return [directory.product(feed) for feed in directory.feeds()]
 
     def _get_product(self, params: object) -> object:
-        account = _account(_params("get_product", params, ("account",))["account"])
+        account = rpc_params.account(rpc_params.named("get_product", params, ("account",))["account"])
         feed = self.api.directory.feed_of_product_account(account)
         if feed is None:
             hint = " (that is a price account)" if self.api.directory.feed_of_price_account(account) else ""
@@ -422,34 +446,33 @@ class JsonRpcSession:
         return self.api.directory.product(feed)
 
     def _update_price(self, params: object) -> object:
-        args = _params("update_price", params, ("account", "price", "conf", "status"))
-        account = _account(args["account"])
-        price = _integer("price", args["price"], -_I64, _I64 - 1)
-        conf = _integer("conf", args["conf"], 0, _U64 - 1)
-        status = _status(args["status"])
-        product = self.api.directory.local(account)
+        """0 for every quote a publisher may send, as pyth-agent answers; what becomes of it is the oracle's."""
+        args = rpc_params.named("update_price", params, ("account", "price", "conf", "status"))
+        account = rpc_params.account(args["account"])
+        price = rpc_params.integer("price", args["price"], -_I64, _I64 - 1)
+        conf = rpc_params.integer("conf", args["conf"], 0, _U64 - 1)
+        status = rpc_params.status(args["status"])
+        if self.publisher is None:
+            raise RpcError(NOT_PERMITTED, "this connection presented no publisher key: connect with ?publisher=KEY "
+                                          "(and &secret=... if configured) or the X-Publisher-Key header")
+        api = self.api
+        product = api.directory.local(account)
         if product is None:
-            feed = self.api.directory.feed_of_price_account(account)
+            feed = api.directory.feed_of_price_account(account)
             if feed is None:
                 raise RpcError(UNKNOWN_ACCOUNT, f"unknown symbol: no price account {account}")
-            self._refused(account, f"price account {account} ({feed.symbol}) is read-only: its prices come "
-                                   f"from the upstream source {feed.source}")
-        if self.publisher is None:
-            self._refused(account, "this connection presented no publisher key: connect with ?publisher=KEY "
-                                   "(and &secret=... if configured) or the X-Publisher-Key header")
-        assert self.api.oracle is not None  # a local product implies the oracle
+            api.refuse(self.publisher, account, feed.symbol, f"read-only, its prices come from {feed.source}")
+            return 0
+        assert api.oracle is not None  # a local product implies the oracle
         try:
-            self.api.oracle.quote(self.publisher, account, price, conf, status)
-        except (UnknownAccount, NotPermitted, QuoteRejected) as exc:  # the oracle logged it
-            raise RpcError(NOT_PERMITTED, str(exc)) from None
+            api.oracle.quote(self.publisher, account, price, conf, status)
+        except NotPermitted:
+            api.refuse(self.publisher, account, product.spec.symbol, "not a permitted publisher of it")
+        except UnknownAccount:
+            raise RpcError(UNKNOWN_ACCOUNT, f"unknown symbol: no price account {account}") from None
+        except QuoteRejected as exc:
+            raise RpcError(INTERNAL_ERROR, f"quote not stored: {exc}") from None
         return 0
-
-    def _refused(self, account: str, reason: str) -> NoReturn:
-        if account not in self._refused_accounts:  # once per connection and account: a loop must not flood the log
-            self._refused_accounts.add(account)
-            log.warning("pythd API: refused update_price from %s (publisher %s): %s",
-                        self.client, self.publisher, reason)
-        raise RpcError(NOT_PERMITTED, reason)
 
     def _subscribe_price(self, params: object) -> object:
         feed = self._price_feed("subscribe_price", params)
@@ -463,78 +486,24 @@ class JsonRpcSession:
         return {"subscription": self.api.notifier.subscribe_sched(price_account_of(feed.id), self.peer)}
 
     def _price_feed(self, method: str, params: object) -> Feed:
-        account = _account(_params(method, params, ("account",))["account"])
+        account = rpc_params.account(rpc_params.named(method, params, ("account",))["account"])
         feed = self.api.directory.feed_of_price_account(account)
         if feed is None:
             raise RpcError(UNKNOWN_ACCOUNT, f"unknown symbol: no price account {account}")
         return feed
 
 
-# -- parameters ---------------------------------------------------------------------
-
-
-def _params(method: str, params: object, names: tuple[str, ...]) -> dict[str, object]:
-    """Named params as a dict, from an object or (in field order) an array."""
-    if params is None or params == []:
-        raise RpcError(INVALID_PARAMS, f"invalid params: {method} needs {', '.join(names)}")
-    if isinstance(params, list):
-        if len(params) > len(names):
-            raise RpcError(INVALID_PARAMS, f"invalid params: {method} takes {len(names)} ({', '.join(names)}), "
-                                           f"got {len(params)}")
-        params = dict(zip(names, params, strict=False))
-    assert isinstance(params, dict)
-    missing = [name for name in names if name not in params]
-    if missing:
-        raise RpcError(INVALID_PARAMS, f"invalid params: missing {', '.join(repr(n) for n in missing)}")
-    return params
-
-
-def _account(value: object) -> str:
-    try:
-        parse_key(value)
-    except ValueError as exc:
-        raise RpcError(INVALID_PARAMS, f"invalid params: {exc}") from None
-    assert isinstance(value, str)
-    return value
-
-
-def _integer(name: str, value: object, low: int, high: int) -> int:
-    """An integer mantissa; numeric strings and whole floats are taken, as pyth-agent takes them."""
-    number: int | None = None
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    elif isinstance(value, float) and value.is_integer():
-        number = int(value)
-    elif isinstance(value, str):
-        try:
-            number = int(value.strip())
-        except ValueError:
-            number = None
-    if number is None:
-        raise RpcError(INVALID_PARAMS, f"invalid params: {name} must be an integer (the value scaled by "
-                                       f"10^price_exponent), got {value!r}")
-    if not low <= number <= high:
-        raise RpcError(INVALID_PARAMS, f"invalid params: {name} {number} is out of range [{low}, {high}]")
-    return number
-
-
-def _status(value: object) -> Status:
-    try:
-        if isinstance(value, str):
-            return Status(value)
-    except ValueError:
-        pass
-    raise RpcError(INVALID_PARAMS, f"invalid params: status {value!r}: expected one of "
-                                       f"{', '.join(s.value for s in Status)}")
+def _not_run(request: object, why: str) -> bytes | None:
+    """The error entry of a batch request that was not run (none for a notification)."""
+    if isinstance(request, dict):
+        if "id" not in request:
+            return None
+        request_id = request["id"]
+        return _error(request_id if _valid_id(request_id) else None, LIMIT_EXCEEDED, why)
+    return _error(None, LIMIT_EXCEEDED, why)
 
 
 # -- the listener ---------------------------------------------------------------------
-
-
-def handshake_of(conn: PicowsConnection) -> Handshake:
-    """The path, query and headers a connection's upgrade request carried."""
-    presented = conn.handshake
-    return Handshake(presented.path, presented.query, presented.headers)
 
 
 class _NotAHubSubscriber:
@@ -555,6 +524,8 @@ def create_rpc_server(api: PythdApi, metrics: Metrics, limits: ConnectionLimits 
 
     def session(conn: object) -> JsonRpcSession:
         assert isinstance(conn, PicowsConnection)
-        return JsonRpcSession(api, conn, lambda: handshake_of(conn), conn.client_id)
+        return JsonRpcSession(api, conn, lambda: conn.handshake, conn.client_id)
 
-    return PicowsServer("pythd", _NotAHubSubscriber(), session, limits, metrics)
+    server = PicowsServer("pythd", _NotAHubSubscriber(), session, limits, metrics)
+    server.screen = lambda handshake: origin_refusal(handshake, api.origins)
+    return server

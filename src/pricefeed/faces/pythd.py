@@ -1,29 +1,35 @@
 """What the pythd API shows of pricefeed: every feed as a product with one price account.
 
 Local products (the oracle's) show their price account exactly as the oracle
-program keeps it: aggregate, EMAs, slots and each publisher's quote. Feeds
-from upstreams (Hermes, the simulated market) show their latest price; they
-have no publisher components here. Result objects keep pythd's key order.
+program keeps it: aggregate, EMAs, slots and each publisher's quote. A feed
+from an upstream (Hermes, the simulated market) shows as a price account with
+one publisher, the upstream itself, whose quote is the latest price: one
+trading quote aggregates to itself, so the aggregate is that price. Its slots
+are read from the one slot clock by publish time (see
+:meth:`Directory.upstream_price_account`). Result objects keep pythd's key order.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..accounts import feed_id_of, price_account_of, product_account_of
+from ..accounts import feed_id_of, price_account_of, product_account_of, upstream_publisher_key
 from ..hub import Hub
 from ..model import Feed, FeedId, Status
+from ..slots import SlotClock
 from ..sources.publishers import LocalOracle, LocalProduct
 
 PRICE_TYPE = "price"
+_US = 1_000_000
 
 
 class Directory:
     """Account keys to feeds and back, and the JSON objects of products and price accounts."""
 
-    def __init__(self, hub: Hub, oracle: LocalOracle | None) -> None:
+    def __init__(self, hub: Hub, oracle: LocalOracle | None, slot_clock: SlotClock | None = None) -> None:
         self.hub = hub
         self.oracle = oracle
+        self.slot_clock = slot_clock or (oracle.slot_clock if oracle is not None else SlotClock())
         self._product_to_feed: dict[str, FeedId] = {}
         self._indexed_feeds = -1
 
@@ -32,16 +38,26 @@ class Directory:
     def local(self, price_account: str) -> LocalProduct | None:
         return None if self.oracle is None else self.oracle.products.get(price_account)
 
+    def listed(self, feed: Feed) -> bool:
+        """False for a local product no longer in the products file (the hub keeps every feed it saw)."""
+        return feed.source != LocalOracle.name or self.local(price_account_of(feed.id)) is not None
+
+    def feeds(self) -> list[Feed]:
+        """Every feed the API lists, in the hub's order."""
+        return [feed for feed in list(self.hub.feeds.values()) if self.listed(feed)]
+
     def feed_of_price_account(self, price_account: str) -> Feed | None:
         """The feed of a (well-formed) price account, or None if there is none."""
-        return self.hub.feeds.get(feed_id_of(price_account))
+        feed = self.hub.feeds.get(feed_id_of(price_account))
+        return feed if feed is not None and self.listed(feed) else None
 
     def feed_of_product_account(self, product_account: str) -> Feed | None:
         if self._indexed_feeds != len(self.hub.feeds):  # feeds are only ever added, so a count change is new ones
             self._product_to_feed = {product_account_of(price_account_of(f)): f for f in self.hub.feeds}
             self._indexed_feeds = len(self.hub.feeds)
         feed_id = self._product_to_feed.get(product_account)
-        return None if feed_id is None else self.hub.feeds.get(feed_id)
+        feed = None if feed_id is None else self.hub.feeds.get(feed_id)
+        return feed if feed is not None and self.listed(feed) else None
 
     # -- result objects ---------------------------------------------------------
 
@@ -67,18 +83,37 @@ class Directory:
         local = self.local(price_account)
         if local is not None:
             return local_price_account(local)
+        return self.upstream_price_account(feed, price_account)
+
+    def upstream_price_account(self, feed: Feed, price_account: str) -> dict[str, Any]:
+        """An upstream feed as an account with one publisher, the upstream, quoting its latest price.
+
+        ``pub_slot`` is the slot of the price's publish time, ``valid_slot`` the slot before it (the
+        upstream aggregates every slot), the quote is from ``valid_slot`` as an on-chain quote is a slot
+        older than the aggregate it makes, and ``prev_slot`` is the slot of the previous publish time.
+        An upstream tells only its latest price, so it also stands for ``prev_price``/``prev_conf``.
+        A stale feed is ``unknown``: its quote no longer votes.
+        """
         latest = self.hub.latest.get(feed.id)
-        status = Status.UNKNOWN if latest is None or self.hub.is_stale(feed.id) else latest.status
-        price = 0 if latest is None else latest.price
-        conf = 0 if latest is None else latest.conf
-        slot = 0 if latest is None or latest.slot is None else latest.slot
-        # An upstream tells only its latest price: it stands in for the previous one too.
+        if latest is None:
+            return {"account": price_account, "price_type": PRICE_TYPE, "price_exponent": feed.expo,
+                    "status": str(Status.UNKNOWN), "price": 0, "conf": 0, "twap": 0, "twac": 0,
+                    "valid_slot": 0, "pub_slot": 0, "prev_slot": 0, "prev_price": 0, "prev_conf": 0,
+                    "publisher_accounts": []}
+        slot_at = self.slot_clock.slot_at
+        pub_slot = slot_at(latest.publish_time_us / _US)
+        valid_slot = pub_slot - 1
+        prev_time = latest.prev_publish_time_us
+        prev_slot = valid_slot if prev_time is None else min(slot_at(prev_time / _US), valid_slot)
+        status = Status.UNKNOWN if self.hub.is_stale(feed.id) else latest.status
         return {
             "account": price_account, "price_type": PRICE_TYPE, "price_exponent": feed.expo,
-            "status": str(status), "price": price, "conf": conf,
-            "twap": 0 if latest is None else latest.ema_price, "twac": 0 if latest is None else latest.ema_conf,
-            "valid_slot": slot, "pub_slot": slot, "prev_slot": slot, "prev_price": price, "prev_conf": conf,
-            "publisher_accounts": [],
+            "status": str(status), "price": latest.price, "conf": latest.conf,
+            "twap": latest.ema_price, "twac": latest.ema_conf,
+            "valid_slot": valid_slot, "pub_slot": pub_slot,
+            "prev_slot": prev_slot, "prev_price": latest.price, "prev_conf": latest.conf,
+            "publisher_accounts": [{"account": upstream_publisher_key(feed.source), "status": str(latest.status),
+                                    "price": latest.price, "conf": latest.conf, "slot": valid_slot}],
         }
 
     def notify_result(self, feed: Feed, price_account: str) -> dict[str, Any]:
@@ -86,9 +121,10 @@ class Directory:
         local = self.local(price_account)
         if local is not None:
             return local_notify_result(local)
-        account = self.price_account(feed, price_account)
+        account = self.upstream_price_account(feed, price_account)
         return {"price": account["price"], "conf": account["conf"], "twap": account["twap"],
-                "twac": account["twac"], "status": account["status"], "num_qt": 0,
+                "twac": account["twac"], "status": account["status"],
+                "num_qt": 1 if account["status"] == Status.TRADING else 0,
                 "valid_slot": account["valid_slot"], "pub_slot": account["pub_slot"]}
 
 

@@ -1,19 +1,25 @@
 """The local oracle: publishers push quotes, Pyth's aggregation combines them, the hub serves the result.
 
 Products (symbol, attributes, exponent, permitted publishers, ``min_pub``) come
-from a products file in the spirit of pythd's mapping and can be added while
-running: the file is re-read when it changes. Each product has one price
-account (a :class:`~pricefeed.aggregation.PriceAccount`) whose aggregates
-become a feed in the hub, so every face streams them.
+from a products file in the spirit of pythd's mapping; the file is re-read when
+it changes, so products can be added, changed and removed while running. Each
+product has one price account (a :class:`~pricefeed.aggregation.PriceAccount`)
+whose aggregates become a feed in the hub, so every face streams them.
+
+A quote goes on the account as pyth-agent would publish it: only from a
+permitted publisher, only while the product's market is open (its
+``schedule`` / ``weekly_schedule`` attribute) and at most once per its
+``publish_interval``. The accounts are saved to the store and restored on start.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
-import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,30 +30,12 @@ from ..accounts import DEFAULT_PUBLISHER, feed_id_of, local_price_account, parse
 from ..aggregation import MAX_LATENCY_SLOTS, PriceAccount, QuoteRejected
 from ..bus.base import Sink
 from ..model import Feed, PriceUpdate, Status, now_us
+from ..schedule import MarketSchedule, publish_interval_of, schedule_of
+from ..slots import SLOT_INTERVAL_S, SlotClock
+from ..store.oracle_state import OracleStateStore, decode_account
 from .base import Source, SourceState
 
 log = logging.getLogger(__name__)
-
-SLOT_INTERVAL_S = 0.4
-"""Solana's slot time, which pythd and the oracle program count in."""
-
-
-class SlotClock:
-    """Slots of ``interval_s`` counted from the unix epoch: the same slot numbers across restarts.
-
-    Never goes back, even if the wall clock does, since quotes must not move to an older slot.
-    """
-
-    def __init__(self, interval_s: float = SLOT_INTERVAL_S, clock: Callable[[], float] = time.time) -> None:
-        if interval_s <= 0:
-            raise ValueError("slot interval must be positive")
-        self.interval_s = interval_s
-        self._clock = clock
-        self._last = 0
-
-    def now(self) -> int:
-        self._last = max(self._last, int(self._clock() / self.interval_s))
-        return self._last
 
 
 # -- the products file ----------------------------------------------------------
@@ -80,6 +68,13 @@ class ProductSpec(BaseModel):
     @classmethod
     def _price_key(cls, value: str | None) -> str | None:
         return None if value is None else _check_key(value)
+
+    @field_validator("attributes")
+    @classmethod
+    def _agent_attributes(cls, value: dict[str, str]) -> dict[str, str]:
+        schedule_of(value)  # a ValueError says what is wrong with the market hours
+        publish_interval_of(value)
+        return value
 
     @property
     def account(self) -> str:
@@ -129,6 +124,11 @@ class LocalProduct:
     product_account: str
     feed: Feed
     state: PriceAccount
+    schedule: MarketSchedule
+    publish_interval_s: float | None
+    """Fewest seconds between two quotes of a publisher that go on the account (None: no limit)."""
+    published_at: dict[str, float] = field(default_factory=dict)
+    """When each publisher's last quote went on the account (unix seconds)."""
 
     @property
     def attr_dict(self) -> dict[str, str]:
@@ -143,6 +143,16 @@ class NotPermitted(PermissionError):
     """The publisher may not quote this price account."""
 
 
+class Outcome(enum.StrEnum):
+    """What became of an accepted quote (pyth-agent answers 0 to each and publishes only the first)."""
+
+    PUBLISHED = "published"
+    MARKET_CLOSED = "market_closed"
+    """Outside the product's market hours: not published."""
+    TOO_SOON = "too_soon"
+    """Within ``publish_interval`` of the publisher's last published quote: dropped."""
+
+
 AggregateListener = Callable[[LocalProduct], None]
 
 
@@ -152,16 +162,21 @@ class LocalOracle(Source):
     name = "publishers"
 
     def __init__(self, sink: Sink, *, products_file: Path | None = None, products: Iterable[ProductSpec] = (),
-                 slot_clock: SlotClock | None = None, reload_interval_s: float = 2.0) -> None:
+                 slot_clock: SlotClock | None = None, reload_interval_s: float = 2.0,
+                 state_store: OracleStateStore | None = None, save_interval_s: float = 1.0) -> None:
         super().__init__(sink)
         self.products_file = products_file
         self.slot_clock = slot_clock or SlotClock()
         self.reload_interval_s = reload_interval_s
+        self.state_store = state_store
+        self.save_interval_s = save_interval_s
         self.products: dict[str, LocalProduct] = {}
         """By price account."""
         self.refused = 0
+        self.closed_market = 0
+        self.too_soon = 0
         self._listeners: list[AggregateListener] = []
-        self._warned: set[tuple[str, str]] = set()
+        self._dirty: set[str] = set()
         self._file_stamp: tuple[float, int] | None = None
         self.add_products(products)
 
@@ -179,16 +194,26 @@ class LocalOracle(Source):
                 spec = spec.model_copy(update={"exponent": product.spec.exponent})
             feed = Feed(feed_id_of(account), spec.symbol, spec.exponent, self.name,
                         dict(sorted({**spec.attributes, "symbol": spec.symbol}.items())))
+            schedule, interval = schedule_of(spec.attributes), publish_interval_of(spec.attributes)
             if product is None:
-                state = PriceAccount(expo=spec.exponent)
-                product = self.products[account] = LocalProduct(spec, account, product_account_of(account), feed, state)
+                product = self.products[account] = LocalProduct(spec, account, product_account_of(account), feed,
+                                                                PriceAccount(expo=spec.exponent), schedule, interval)
                 log.info("products: added %s (price account %s)", spec.symbol, account)
             product.spec, product.feed = spec, feed
+            product.schedule, product.publish_interval_s = schedule, interval
             product.state.min_pub, product.state.max_latency = spec.min_pub, spec.max_latency
             product.state.permit(spec.publishers)
             changed.append(product)
         self.sink.add_feeds(p.feed for p in changed)
         return changed
+
+    def remove_products(self, accounts: Iterable[str]) -> None:
+        """Take products off the API (their feed stays in the hub's catalogue, stale, for the other faces)."""
+        for account in accounts:
+            product = self.products.pop(account, None)
+            if product is not None:
+                log.info("products: removed %s (price account %s): no longer in the products file",
+                         product.spec.symbol, account)
 
     def reload(self) -> bool:
         """Re-read the products file if it changed since the last read; True if it was read."""
@@ -204,6 +229,7 @@ class LocalOracle(Source):
         specs = load_products(self.products_file)
         self._file_stamp = stamp
         self.add_products(specs)
+        self.remove_products(set(self.products) - {spec.account for spec in specs})
         return True
 
     # -- quotes ---------------------------------------------------------
@@ -212,8 +238,8 @@ class LocalOracle(Source):
         """Call ``listener`` after every aggregation of a product (trading or not)."""
         self._listeners.append(listener)
 
-    def quote(self, publisher: str, account: str, price: int, conf: int, status: Status) -> None:
-        """Store a publisher's quote, aggregating first if it is the first update of a new slot.
+    def quote(self, publisher: str, account: str, price: int, conf: int, status: Status) -> Outcome:
+        """Take a publisher's quote as pyth-agent publishes one, aggregating first on the first update of a slot.
 
         :class:`UnknownAccount`, :class:`NotPermitted` or :class:`QuoteRejected` when refused.
         """
@@ -221,22 +247,26 @@ class LocalOracle(Source):
         if product is None:
             raise UnknownAccount(f"no local product has price account {account}")
         if publisher not in product.state.components:
-            self._refuse(publisher, product)
+            self.refused += 1
+            raise NotPermitted(f"publisher {publisher} is not permitted to publish to price account "
+                               f"{product.price_account} ({product.spec.symbol})")
+        now = self.slot_clock.clock()
+        if not product.schedule.is_open(datetime.fromtimestamp(now, UTC)):
+            self.closed_market += 1
+            log.debug("%s: market closed, quote of %s not published", product.spec.symbol, publisher)
+            return Outcome.MARKET_CLOSED
+        last = product.published_at.get(publisher)
+        if product.publish_interval_s is not None and last is not None and now < last + product.publish_interval_s:
+            self.too_soon += 1
+            log.debug("%s: quote of %s within publish_interval, dropped", product.spec.symbol, publisher)
+            return Outcome.TOO_SOON
         slot = self.slot_clock.now()
-        timestamp = now_us()
-        if product.state.update(publisher, price, conf, status, slot, slot, timestamp):
+        if product.state.update(publisher, price, conf, status, slot, slot, now_us()):
             self._aggregated(product)
+        product.published_at[publisher] = now
+        self._dirty.add(account)
         self.mark_message(1)
-
-    def _refuse(self, publisher: str, product: LocalProduct) -> None:
-        self.refused += 1
-        first = (publisher, product.price_account) not in self._warned
-        self._warned.add((publisher, product.price_account))
-        log.log(logging.WARNING if first else logging.DEBUG,
-                "refused a quote of publisher %s for %s (price account %s): not a permitted publisher",
-                publisher, product.spec.symbol, product.price_account)
-        raise NotPermitted(f"publisher {publisher} is not permitted to publish to price account "
-                           f"{product.price_account} ({product.spec.symbol})")
+        return Outcome.PUBLISHED
 
     def _aggregated(self, product: LocalProduct) -> None:
         update = self.price_update(product)
@@ -258,14 +288,66 @@ class LocalOracle(Source):
         return PriceUpdate(product.feed.id, s.prev_price, s.prev_conf, s.expo, s.prev_timestamp_us, s.twap.val,
                            s.twac.val, s.status, None, s.pub_slot, self.name)
 
+    # -- the saved accounts ------------------------------------------------
+
+    def restore(self, saved: dict[str, bytes | str]) -> int:
+        """Put saved price accounts back on the products that still exist (same exponent); how many."""
+        restored = 0
+        for account, data in saved.items():
+            product = self.products.get(account)
+            if product is None:
+                continue
+            try:
+                state = decode_account(data)
+            except (ValueError, KeyError, TypeError) as exc:
+                log.error("products: the saved state of %s is unreadable (%s); starting it afresh",
+                          product.spec.symbol, exc)
+                continue
+            if state.expo != product.spec.exponent:
+                continue
+            state.min_pub, state.max_latency = product.state.min_pub, product.state.max_latency
+            state.permit(product.state.components)  # publishers no longer permitted lose their quotes
+            product.state = state
+            restored += 1
+        return restored
+
+    async def save(self) -> None:
+        """Write the accounts quoted since the last save."""
+        if self.state_store is None or not self._dirty:
+            return
+        dirty, self._dirty = self._dirty, set()
+        await self.state_store.save({a: self.products[a].state for a in dirty if a in self.products})
+
+    async def _save_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self.save_interval_s)
+            try:
+                await self.save()
+            except Exception:
+                log.exception("saving the oracle's accounts failed; will retry")
+
     # -- life cycle -----------------------------------------------------
 
     async def start(self) -> None:
         self.reload()
+        if self.state_store is not None:
+            await self.state_store.open()
+            restored = self.restore(await self.state_store.load())
+            if restored:
+                log.info("products: restored %d price accounts (their quotes vote again once fresh)", restored)
+            self.spawn(self._save_periodically(), "oracle-save")
         self.sink.add_feeds(p.feed for p in self.products.values())
         if self.products_file is not None:
             self.spawn(self._watch(), "products-file")
         self.set_state(SourceState.CONNECTED)
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self.state_store is not None:
+            try:
+                await self.save()
+            finally:
+                await self.state_store.close()
 
     async def _watch(self) -> None:
         while True:
@@ -280,9 +362,10 @@ class LocalOracle(Source):
     def status(self) -> dict[str, Any]:
         status = super().status()
         status.update(products=len(self.products), slot=self.slot_clock.now(), refused_quotes=self.refused,
+                      closed_market_quotes=self.closed_market, too_soon_quotes=self.too_soon,
                       products_file=None if self.products_file is None else str(self.products_file))
         return status
 
 
-__all__ = ["DEFAULT_PUBLISHER", "LocalOracle", "LocalProduct", "NotPermitted", "ProductSpec", "ProductsFileError",
-           "QuoteRejected", "SlotClock", "UnknownAccount", "load_products"]
+__all__ = ["DEFAULT_PUBLISHER", "SLOT_INTERVAL_S", "LocalOracle", "LocalProduct", "NotPermitted", "Outcome",
+           "ProductSpec", "ProductsFileError", "QuoteRejected", "SlotClock", "UnknownAccount", "load_products"]

@@ -1,7 +1,9 @@
 """The simulated market: real Pyth feed ids walking at random, so everything runs offline.
 
 Every feed it makes says so (``simulated`` in its metadata, the source in
-``/status``), so nobody mistakes a simulated price for a real one.
+``/status``), so nobody mistakes a simulated price for a real one. Equities
+trade in their market hours only (their ``schedule``, as pyth-agent reads it):
+outside them they keep their last price, as Hermes shows a closed market.
 """
 
 from __future__ import annotations
@@ -11,11 +13,14 @@ import hashlib
 import math
 import random
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from ..bus.base import Sink
 from ..catalog import KNOWN_FEEDS, KnownFeed
 from ..model import Feed, PriceUpdate, Status, now_us
+from ..schedule import MarketSchedule, schedule_of
+from ..slots import SlotClock
 from .base import Source, SourceState
 
 SECONDS_PER_YEAR = 365.25 * 24 * 3600
@@ -32,6 +37,8 @@ class _Walker:
     ema_conf: float
     anchor: float
     """Stablecoins are pulled back towards this level."""
+    schedule: MarketSchedule | None = None
+    """An equity's market hours."""
     last_publish_us: int | None = None
 
 
@@ -58,6 +65,7 @@ class SimulatedMarket(Source):
         self.interval_s = interval_s
         self._rng = random.Random(seed)
         self._walkers = [self._walker(known) for known in simulated_feeds(feed_count)]
+        self._slot_clock = SlotClock()
         self._slot = 0
 
     def _walker(self, known: KnownFeed) -> _Walker:
@@ -66,7 +74,8 @@ class SimulatedMarket(Source):
         attributes["simulated"] = "true"
         feed = Feed(known.id, known.symbol, known.expo, self.name, dict(sorted(attributes.items())), simulated=True)
         return _Walker(feed, known.price, known.volatility, known.price, known.price * 0.0005,
-                       known.price if known.volatility < 0.05 else 0.0)
+                       known.price if known.volatility < 0.05 else 0.0,
+                       schedule_of(attributes) if feed.asset_type == "Equity" else None)
 
     @property
     def feeds(self) -> list[Feed]:
@@ -91,17 +100,22 @@ class SimulatedMarket(Source):
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         next_tick = loop.time() + self.interval_s
+        first = True  # every feed gets a price at once; a closed market's is its last close
         while True:
             await asyncio.sleep(max(0.0, next_tick - loop.time()))
             # Catch up by skipping ticks, never by bursting: a real market does not replay missed slots.
             next_tick = max(next_tick + self.interval_s, loop.time())
-            updates = self.tick()
+            updates = self.tick(None if first else datetime.now(UTC))
+            first = False
             self.mark_message(len(updates))
             self.sink.publish_many(updates)
 
-    def tick(self) -> list[PriceUpdate]:
-        """Advance every walk by one interval and return the new prices (one slot's worth)."""
-        self._slot += 1
+    def tick(self, at: datetime | None = None) -> list[PriceUpdate]:
+        """Advance every walk by one interval and return the new prices (one slot's worth).
+
+        With ``at``, a feed whose market is closed then is left out (its walk goes on, so it opens with a gap).
+        """
+        self._slot = max(self._slot + 1, self._slot_clock.now())
         publish_time = now_us()
         dt_years = self.interval_s / SECONDS_PER_YEAR
         alpha = min(1.0, self.interval_s / EMA_WINDOW_S)
@@ -115,6 +129,8 @@ class SimulatedMarket(Source):
             conf = w.price * (0.0002 + 0.0003 * rng.random())
             w.ema_price += alpha * (w.price - w.ema_price)
             w.ema_conf += alpha * (conf - w.ema_conf)
+            if at is not None and w.schedule is not None and not w.schedule.is_open(at):
+                continue
             scale = 10 ** -w.feed.expo
             updates.append(PriceUpdate(
                 feed_id=w.feed.id, price=round(w.price * scale), conf=max(1, round(conf * scale)),

@@ -89,8 +89,9 @@ class Connection:
         self.flush()
 
     def charge(self, cost: float) -> bool:
-        """Take ``cost`` more messages' worth from the rate limit (a batch of requests); False if over it."""
-        return self._inbound.take(cost)
+        """Spend ``cost`` more messages of the rate limit, as far as it goes (a batch's further requests and
+        their work); False if not even one was left."""
+        return self._inbound.spend(cost)
 
     def message_too_big(self, size: int) -> bool:
         """Close with 1009 if an inbound message of ``size`` bytes is over the limit."""

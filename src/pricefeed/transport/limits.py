@@ -38,6 +38,13 @@ class TokenBucket:
         self._tokens = float(burst)
         self._at = clock()
 
+    def spend(self, cost: float) -> bool:
+        """Spend ``cost`` tokens as far as they go (down to none); False if not even one was left."""
+        if not self.take(1.0):
+            return False
+        self._tokens = max(0.0, self._tokens - (cost - 1.0))
+        return True
+
     def take(self, cost: float = 1.0) -> bool:
         now = self._clock()
         self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)

@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from ..contracts import CloseCode, Codec
+from ..contracts import CloseCode, Codec, Handshake
 from ..metrics import Metrics
 from .connection import Connection, SessionFactory
 from .limits import ConnectionLimits
@@ -38,6 +38,8 @@ class Listener:
         """Set whenever the last connection goes, so a shutdown can wait for it."""
         self.on_sweep: Callable[[Connection], None] | None = None
         """Per-connection work on each sweep (e.g. the API port's WebSocket pings)."""
+        self.screen: Callable[[Handshake], str | None] | None = None
+        """Why a handshake is refused (403 with that text), or None to let it in (e.g. browser origins)."""
 
     def wire_codec(self, codec: Codec) -> Codec:
         """A face's codec as this listener writes it (framed for WebSockets), one instance per codec, so the
@@ -66,6 +68,13 @@ class Listener:
 
     def refused(self, reason: str) -> None:
         self._refusals.labels(self.face, reason).inc()
+
+    def refusal(self, handshake: Handshake) -> str | None:
+        """Why this face refuses a handshake (counted), or None."""
+        why = None if self.screen is None else self.screen(handshake)
+        if why is not None:
+            self.refused("screened")
+        return why
 
     def queued_bytes(self) -> int:
         return sum(conn.queued_bytes for conn in self.connections)

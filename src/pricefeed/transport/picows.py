@@ -161,7 +161,11 @@ class PicowsServer(Listener):
         if problem is not None:
             self.refused("version")
             return _refusal(426, problem, {"Sec-WebSocket-Version": "13"})
-        return PicowsConnection(self, Handshake.of(request.path.decode("latin-1"), headers))
+        handshake = Handshake.of(request.path.decode("latin-1"), headers)
+        refusal = self.refusal(handshake)
+        if refusal is not None:
+            return _refusal(403, refusal)
+        return PicowsConnection(self, handshake)
 
     async def start(self, host: str, port: int) -> None:
         self._server = await ws_create_server(

@@ -191,6 +191,8 @@ class WebSocketUpgrade(asyncio.Protocol):
             listener.refused("version")
             response = protocol.reject(426, problem + "\n")
             response.headers["Sec-WebSocket-Version"] = "13"
+        elif (refusal := listener.refusal(handshake)) is not None:
+            response = protocol.reject(403, refusal + "\n")
         else:
             protocol.max_message_size = listener.limits.max_message_bytes
             response = protocol.accept(request)
