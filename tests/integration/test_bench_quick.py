@@ -39,7 +39,8 @@ def check_systems(result: dict[str, Any], faces: set[str]) -> list[dict[str, Any
     assert result["pricefeed"]["vs_ceiling"] == result["vs_ceiling"]
     for name in faces:
         face = result["faces"][name]
-        assert set(face["vs_ceiling"]) == set(face["vs_naive"]) == set(face["vs_pricefeed"]) == set(result["vs_ceiling"])
+        assert set(face["vs_ceiling"]) == set(face["vs_naive"]) == set(face["vs_pricefeed"]) \
+            == set(result["vs_ceiling"])
     assert isinstance(result["target"]["met"], bool)
     if faces:
         assert isinstance(result["faces_target"]["met"], bool)
