@@ -1,6 +1,6 @@
 """``pricefeed bench``: measure deliveries per second, latency and memory against two baselines.
 
-    pricefeed bench --quick                 # under a minute, for CI smoke use
+    pricefeed bench --quick                 # about a minute, for CI smoke use
     pricefeed bench --json bench.json       # the full run (several minutes)
     pricefeed bench --scenario idle         # one scenario
     python -m benchmarks --quick            # the same without the pricefeed entry point
@@ -36,7 +36,7 @@ def _rates(text: str) -> tuple[float, ...]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scenario", action="append", choices=SCENARIOS, metavar="NAME",
                         help=f"run only this scenario (repeatable; one of {', '.join(SCENARIOS)}; default: all)")
-    parser.add_argument("--quick", action="store_true", help="a reduced run under a minute (CI smoke; asserts nothing)")
+    parser.add_argument("--quick", action="store_true", help="a reduced run, about a minute (CI smoke)")
     parser.add_argument("--profile", choices=sorted(PROFILES), default=None,
                         help="sizes and durations: full (default), quick (= --quick) or smoke (a few seconds)")
     parser.add_argument("--system", action="append", choices=SYSTEMS, metavar="NAME",

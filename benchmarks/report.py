@@ -82,6 +82,8 @@ def _grid(rows: list[list[str]], indent: str = "") -> list[str]:
 def _step_notes(step: dict[str, Any]) -> str:
     notes = [note for note, flag in (("saturated", step.get("saturated") and not step.get("error")),
                                      ("retried", step.get("retried"))) if flag]
+    if step.get("closed_connections"):
+        notes.append(f"{step['closed_connections']} closed by the server")
     if step.get("error"):
         notes.append(f"failed: {step['error'][:60]}")
     return ", ".join(notes)

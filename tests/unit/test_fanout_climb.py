@@ -46,8 +46,8 @@ def test_a_noisy_step_is_measured_again_and_the_climb_goes_on(monkeypatch: pytes
         2: [measured(2, 5.0)],
         5: [measured(5, 45.0), measured(5, 9.0)],  # one noisy window, then a pass
         10: [measured(10, 12.0, server_cpu=0.8)],
-        20: [measured(20, 80.0, delivered_share=0.5, server_cpu=1.0),
-             measured(20, 85.0, delivered_share=0.6, server_cpu=1.0)],  # saturated twice: the end
+        20: [measured(20, 80.0, delivered_share=0.6, server_cpu=1.0),
+             measured(20, 85.0, delivered_share=0.5, server_cpu=1.0)],  # saturated twice: the end
     })
     assert asked == [2, 5, 5, 10, 20, 20]
     figure = result["figure"]
@@ -56,7 +56,8 @@ def test_a_noisy_step_is_measured_again_and_the_climb_goes_on(monkeypatch: pytes
     assert [s["retried"] for s in result["steps"]] == [False, True, False, True]
     assert [(s["rate_slots_per_s"], s["p99_ms"]) for s in result["retried"]] == [(5, 45.0), (20, 80.0)]
     assert figure["retried_steps"] == 2
-    assert figure["peak_deliveries_per_s"] == 12_000  # the retry's figure, not the first attempt's
+    assert result["steps"][-1]["deliveries_per_s"] == 10_000  # the retry decides...
+    assert figure["peak_deliveries_per_s"] == 12_000  # ...but the peak is over every window measured
     assert (figure["peak_deliveries_per_cpu_s"], figure["peak_cpu_at_rate_slots_per_s"]) == (12_500, 10)
 
 
@@ -86,6 +87,18 @@ def test_the_refinement_is_retried_before_it_is_taken_as_the_limit(monkeypatch: 
     }, refine=True)
     assert asked == [10, 20, 20, 40, 40, 15, 15]
     assert (result["figure"]["rate_slots_per_s"], result["figure"]["p99_target_met"]) == (15, True)
+
+
+def test_a_retry_that_cannot_be_set_up_leaves_the_first_measurement_standing(monkeypatch: pytest.MonkeyPatch) -> None:
+    first = measured(10, 90.0, delivered_share=0.8)
+    result, asked = climb(monkeypatch, {
+        5: [measured(5, 50.0)],
+        10: [first, failed_step("pricefeed", CLIENTS, 10, SUBSCRIPTIONS, "load client exited with 1")],
+    })
+    assert asked == [5, 10, 10]
+    assert result["steps"][-1] == {**result["steps"][-1], "deliveries_per_s": 8_000, "retried": True, "error": None}
+    assert [s["error"] for s in result["retried"]] == ["load client exited with 1"]
+    assert result["figure"]["peak_deliveries_per_s"] == 8_000
 
 
 def test_a_system_that_never_meets_the_limit_climbs_to_saturation_without_retries_until_then(
