@@ -88,7 +88,8 @@ def describe(step: Step) -> str:
             f"p50/p99/p99.9 {ms(step.p50_ms)}/{ms(step.p99_ms)}/{ms(step.p99_9_ms)} ms, "
             f"server cpu {step.server_cpu:.2f} (core busy {_pct(step.server_core_busy)}), "
             f"client cpu {step.client_cpu:.2f} (core busy {_pct(step.client_core_busy)})"
-            + (" SATURATED" if step.saturated else ""))
+            + (" SATURATED" if step.saturated else "")
+            + (f" ({step.undated_samples:,} Hermes samples undated)" if step.undated_samples else ""))
 
 
 def _pct(value: float | None) -> str:
