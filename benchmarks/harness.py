@@ -131,7 +131,8 @@ def fanout_sweep(system: str, env: Env, profile: Profile) -> dict[str, Any]:
 
     A step that would end something (the first p99 failure after a pass, a failed refinement, saturation)
     is measured once more, and the second measurement decides (unless it could not be set up); the other
-    is kept under ``retried``. The peaks are taken over every window measured, both attempts included.
+    is kept under ``retried``. A step that could not be set up is measured again only if it is the first.
+    The peaks are taken over every window measured, both attempts included.
     """
     steps: list[Step] = []
     retried: list[Step] = []
@@ -139,7 +140,9 @@ def fanout_sweep(system: str, env: Env, profile: Profile) -> dict[str, Any]:
 
     def measure(rate: float, label: str, decisive: Callable[[Step], bool]) -> Step:
         step = measure_step(system, env, profile, profile.fanout_clients, rate, label)
-        if profile.retry and step.error is None and decisive(step):
+        # A step that could not be set up is past saturation, and costs up to a minute and a half of
+        # time-outs: it is measured again only when it is the system's first, which would leave no figure.
+        if profile.retry and decisive(step) and (step.error is None or all(s.error for s in steps)):
             env.say(f"{label}: {system} measuring {rate:g} slots/s again before taking it as the limit")
             again = measure_step(system, env, profile, profile.fanout_clients, rate, label + " (retry)")
             if again.error is None:  # else the first measurement stands

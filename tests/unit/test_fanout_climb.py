@@ -101,6 +101,17 @@ def test_a_retry_that_cannot_be_set_up_leaves_the_first_measurement_standing(mon
     assert result["figure"]["peak_deliveries_per_s"] == 8_000
 
 
+def test_a_first_step_that_cannot_be_set_up_gets_a_second_try(monkeypatch: pytest.MonkeyPatch) -> None:
+    result, asked = climb(monkeypatch, {
+        2: [failed_step("naive", CLIENTS, 2, SUBSCRIPTIONS, "load client exited with 1"),
+            measured(2, 90.0, delivered_share=0.8)],
+        5: [],
+    })
+    assert asked == [2, 2]
+    figure = result["figure"]
+    assert (figure["deliveries_per_s"], figure["p99_target_met"], figure["retried"]) == (1_600, False, True)
+
+
 def test_a_system_that_never_meets_the_limit_climbs_to_saturation_without_retries_until_then(
         monkeypatch: pytest.MonkeyPatch) -> None:
     result, asked = climb(monkeypatch, {
