@@ -1,6 +1,6 @@
 """``pricefeed bench``: measure deliveries per second, latency and memory against two baselines.
 
-    pricefeed bench --quick                 # under a minute, for CI smoke use
+    pricefeed bench --quick                 # about a minute, for CI smoke use
     pricefeed bench --json bench.json       # the full run (several minutes)
     pricefeed bench --scenario idle         # one scenario
     python -m benchmarks --quick            # the same without the pricefeed entry point
@@ -18,7 +18,9 @@ from pathlib import Path
 
 from . import report
 from .common import core_busy, cpu_jiffies
-from .harness import PROFILES, SCENARIOS, SYSTEMS, Env, default_cpus, raise_fd_limit, run_scenarios
+from .harness import run_scenarios
+from .processes import Env, default_cpus, raise_fd_limit
+from .profiles import FANOUT_ONLY, PROFILES, SCENARIOS, SYSTEMS
 
 
 def _cpus(text: str | None) -> set[int] | None:
@@ -34,11 +36,13 @@ def _rates(text: str) -> tuple[float, ...]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scenario", action="append", choices=SCENARIOS, metavar="NAME",
                         help=f"run only this scenario (repeatable; one of {', '.join(SCENARIOS)}; default: all)")
-    parser.add_argument("--quick", action="store_true", help="a reduced run under a minute (CI smoke; asserts nothing)")
+    parser.add_argument("--quick", action="store_true", help="a reduced run, about a minute (CI smoke)")
     parser.add_argument("--profile", choices=sorted(PROFILES), default=None,
                         help="sizes and durations: full (default), quick (= --quick) or smoke (a few seconds)")
     parser.add_argument("--system", action="append", choices=SYSTEMS, metavar="NAME",
-                        help="measure only this system (repeatable; pricefeed, ceiling, naive; default: all)")
+                        help=f"measure only this system (repeatable; {', '.join(SYSTEMS)}; default: all). "
+                             "pricefeed is its seed-000 WebSocket; hermes-ws and hermes-sse are its Hermes /ws and "
+                             f"SSE faces on the API port ({', '.join(FANOUT_ONLY)}: fanout scenario only)")
     parser.add_argument("--json", type=Path, default=Path("bench-results.json"), metavar="FILE",
                         help="write the results here (default: bench-results.json)")
     parser.add_argument("--plot", type=Path, default=None, metavar="FILE",
@@ -112,11 +116,24 @@ def run(args: argparse.Namespace) -> int:
                        "system. Every sample_every-th client samples; the sampling clients live in their own "
                        "process, and the counting clients run at a lower CPU priority (nice 10) on the same core, "
                        "so a sample is not delayed by the load generator reading hundreds of other sockets first.",
-            "deliveries": "every text frame received by every client during the measurement window",
-            "server_cpu": "server process user+system CPU seconds per second of the window (1.0 = one core)",
-            "fanout_figure": "the highest rate whose p99 is within the limit and delivers >= 90% of the offered "
-                             "load; a system that never is gets its peak delivered rate, p99_target_met false",
-            "ratios": "vs_ceiling and vs_naive are pricefeed's figure divided by the baseline's",
+            "hermes_latency": "Hermes' messages give publish_time in whole seconds, so the sampling process also "
+                              "holds one seed-000 connection to the same server and dates each Hermes delivery "
+                              "by the millisecond publish_time of the same update (feed id, price and conf "
+                              "mantissas) seen there; undated_samples counts deliveries it never saw",
+            "deliveries": "every price message received by every client during the measurement window: a text "
+                          "frame on the seed-000 face and Hermes /ws (one per feed per pass), a parsed item of "
+                          "an SSE event on Hermes' stream (one event per pass carries every feed that moved)",
+            "server_cpu": "server process user+system CPU seconds (/proc/PID/stat) per second of the window "
+                          "(1.0 = one core)",
+            "fanout_figure": "the rates are climbed until the server saturates (delivers < 90% of the offered "
+                             "load). deliveries_per_s is the highest rate whose p99 is within the limit before "
+                             "the first that is not; a system that never is gets its peak delivered rate, "
+                             "p99_target_met false. peak_deliveries_per_cpu_s is the most deliveries per server "
+                             "CPU-second of any step, the figure that moves least between runs. A step that "
+                             "would end the climb or declare the limit is measured once more and the second "
+                             "measurement decides (the first is kept under retried)",
+            "ratios": "vs_ceiling, vs_naive (and vs_pricefeed for a Hermes face) are a face's figure divided by "
+                      "that system's; the top-level ones are the seed-000 face's",
         },
         "scenarios": scenario_results,
     }

@@ -1,285 +1,24 @@
-"""The bench harness: start a server (pricefeed or a baseline) and load-client processes, measure, stop.
+"""The bench harness: the measurements ("steps") and the scenarios made of them.
 
-Every measurement ("step") is a fresh server process at one rate, pinned to the server CPU, plus
-load-client processes pinned to the other CPU. The server's simulated market updates every one of
-``feeds`` feeds once per slot; the rate is slots per second. Offered deliveries per second are
+Every step is a fresh server process at one rate, pinned to the server CPU, plus load-client processes
+pinned to the other CPU (``processes``). The server's simulated market updates every one of ``feeds``
+feeds once per slot; the rate is slots per second. Offered deliveries per second are
 ``subscriptions x rate``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import resource
-import select
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-import orjson
+from .common import feed_ids, percentiles
+from .processes import Env, running
+from .profiles import BASELINES, FACES, FANOUT_ONLY, Profile
 
-from .common import feed_ids, free_port, lower_priority, merge_histograms, percentiles, pin, rss_bytes
-
-SYSTEMS = ("pricefeed", "ceiling", "naive")
-BASELINES = ("ceiling", "naive")
-SCENARIOS = ("fanout", "latency", "idle", "slow")
 SATURATED_BELOW = 0.9
 """A step is saturated when it delivers less than this share of the offered deliveries."""
-
-
-@dataclass(frozen=True)
-class Profile:
-    """Sizes and durations of one kind of run (full, quick or smoke)."""
-
-    name: str
-    feeds: int = 100
-    per_client: int = 10
-    fanout_clients: int = 1000
-    fanout_rates: tuple[float, ...] = (2, 5, 10, 20, 30, 40, 50, 60, 80, 100, 130)
-    """Slots per second tried in turn (each feed updates once per slot)."""
-    refine: bool = True
-    """After the p99 limit is crossed, try the rate half-way between the last pass and the first failure."""
-    p99_limit_ms: float = 20.0
-    latency_target_ms: float = 10.0
-    idle_connections: int = 10_000
-    idle_rate: float = 1.0
-    slow_clients: int = 100
-    slow_rate: float = 50.0
-    slow_settle_s: float = 5.0
-    """Time between opening the never-reading client and measuring again (its buffers fill meanwhile)."""
-    slow_measure_s: float | None = 15.0
-    """Each window of the slow scenario (None: ``measure_s``); long enough that pricefeed's 10 s slow-client
-    timeout closes the stuck client inside the second window."""
-    warmup_s: float = 2.0
-    measure_s: float = 5.0
-    sample_every: int = 10
-    client_procs: int = 1
-    seed: int = 1
-
-
-PROFILES = {
-    "full": Profile("full"),
-    "quick": Profile("quick", fanout_clients=100, fanout_rates=(50, 200), refine=False, idle_connections=1000,
-                     slow_clients=20, slow_rate=50.0, slow_settle_s=1.0, slow_measure_s=None, warmup_s=0.5,
-                     measure_s=1.5, sample_every=5),
-    "smoke": Profile("smoke", fanout_clients=10, fanout_rates=(20,), refine=False, idle_connections=50,
-                     slow_clients=5, slow_rate=20.0, slow_settle_s=0.3, slow_measure_s=None, warmup_s=0.2,
-                     measure_s=0.5, sample_every=2),
-}
-
-
-@dataclass
-class Env:
-    """Where processes run and how progress is shown."""
-
-    server_cpus: set[int] | None
-    client_cpus: set[int] | None
-    workdir: Path
-    progress: Callable[[str], None]
-    started: float = field(default_factory=time.monotonic)
-
-    def say(self, message: str) -> None:
-        self.progress(f"[{time.monotonic() - self.started:6.1f}s] {message}")
-
-
-def default_cpus() -> tuple[set[int] | None, set[int] | None]:
-    """Server on the first CPU we may use, clients on the others; no pinning on a single CPU."""
-    try:
-        cpus = sorted(os.sched_getaffinity(0))
-    except AttributeError:
-        return None, None
-    if len(cpus) < 2:
-        return None, None
-    return {cpus[0]}, set(cpus[1:])
-
-
-def raise_fd_limit() -> int:
-    """Raise the soft open-files limit to the hard one (children inherit it); the new soft limit."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
-# -- processes ------------------------------------------------------------------------------------
-
-
-class Server:
-    """pricefeed (``python -m pricefeed serve --source sim``) or a baseline, in a subprocess."""
-
-    def __init__(self, system: str, env: Env, profile: Profile, rate: float) -> None:
-        self.system = system
-        self.port = free_port()
-        interval = f"{1.0 / rate:.6g}"
-        self.log_path = env.workdir / f"{system}-{self.port}.log"
-        if system == "pricefeed":
-            api_port = free_port()
-            self.cmd = [sys.executable, "-m", "pricefeed", "serve", "--source", "sim", "--host", "127.0.0.1",
-                        "--port", str(self.port), "--api-host", "127.0.0.1", "--api-port", str(api_port),
-                        "--db", str(env.workdir / f"db-{self.port}.sqlite"), "--sim-feeds", str(profile.feeds),
-                        "--sim-interval", interval, "--seed", str(profile.seed), "--log-level", "WARNING",
-                        "--rpc", "false"]
-        else:
-            self.cmd = [sys.executable, "-m", "benchmarks.baselines", system, "--port", str(self.port),
-                        "--feeds", str(profile.feeds), "--interval", interval, "--seed", str(profile.seed)]
-        self.env = env
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/"
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def start(self, timeout_s: float = 30.0) -> None:
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT, cwd=_project_root())
-        pin(self.proc.pid, self.env.server_cpus)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.system} server exited with {self.proc.returncode}:\n{self.log_tail()}")
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.05)
-        raise TimeoutError(f"{self.system} server not listening after {timeout_s}s:\n{self.log_tail()}")
-
-    def rss(self) -> int:
-        return rss_bytes(self.pid)
-
-    def log_tail(self) -> str:
-        return self.log_path.read_text(errors="replace")[-3000:] if self.log_path.exists() else ""
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
-class LoadClients:
-    """Load-client processes (``benchmarks.loadclient``), each holding a share of the connections."""
-
-    def __init__(self, server: Server, env: Env, profile: Profile, connections: int, *, idle: bool = False) -> None:
-        self.procs: list[subprocess.Popen[bytes]] = []
-        self._buffers: dict[int, bytes] = {}
-        sample_every = 0 if idle else profile.sample_every  # idle connections are not sampled
-        counters = max(1, min(profile.client_procs, connections - (connections // sample_every if sample_every else 0)))
-        roles = [("counter", part) for part in range(counters)] + ([] if idle else [("sampler", 0)])
-        for role, part in roles:
-            cmd = [sys.executable, "-m", "benchmarks.loadclient", "--url", server.url, "--clients", str(connections),
-                   "--role", role, "--part", str(part), "--parts", str(counters), "--feeds", str(profile.feeds),
-                   "--per-client", str(profile.per_client), "--seed", str(profile.seed),
-                   "--sample-every", str(sample_every), "--server-pid", str(server.pid),
-                   *(["--idle"] if idle else [])]
-            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=_project_root())
-            pin(proc.pid, env.client_cpus)
-            if role == "counter":
-                lower_priority(proc.pid)
-            self.procs.append(proc)
-
-    def wait_ready(self, timeout_s: float = 120.0) -> list[dict[str, Any]]:
-        return [self._read(proc, timeout_s) for proc in self.procs]
-
-    def command(self, command: dict[str, Any], procs: list[subprocess.Popen[bytes]] | None = None,
-                timeout_s: float = 60.0) -> list[dict[str, Any]]:
-        targets = self.procs if procs is None else procs
-        line = orjson.dumps(command) + b"\n"
-        for proc in targets:
-            assert proc.stdin is not None
-            proc.stdin.write(line)
-            proc.stdin.flush()
-        return [self._read(proc, timeout_s) for proc in targets]
-
-    def measure(self, seconds: float) -> dict[str, Any]:
-        """Count for ``seconds`` in every client process; merged counts, latency and server figures."""
-        replies = self.command({"cmd": "measure", "seconds": seconds}, timeout_s=seconds + 60)
-        elapsed = max(r["elapsed_s"] for r in replies)
-        hist = merge_histograms(r["hist"] for r in replies)
-        return {
-            "elapsed_s": elapsed,
-            "frames": sum(r["frames"] for r in replies),
-            "hist": hist,
-            "server_cpu_s": replies[0]["server_cpu_s"],
-            "server_rss": replies[0]["server_rss"],
-            "client_cpu_s": sum(r["client_cpu_s"] for r in replies),
-            "closed_connections": sum(r["closed_connections"] for r in replies),
-            "slow_open": sum(r.get("slow_open", 0) for r in replies),
-            "core_busy": {int(cpu): busy for cpu, busy in replies[0].get("core_busy", {}).items()},
-        }
-
-    def open_slow(self, feeds: list[str]) -> None:
-        self.command({"cmd": "slow", "feeds": feeds}, procs=self.procs[:1])
-
-    def _read(self, proc: subprocess.Popen[bytes], timeout_s: float) -> dict[str, Any]:
-        assert proc.stdout is not None
-        fd = proc.stdout.fileno()
-        buffer = self._buffers.get(fd, b"")
-        deadline = time.monotonic() + timeout_s
-        while b"\n" not in buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"load client {proc.pid} did not answer within {timeout_s}s")
-            readable, _, _ = select.select([fd], [], [], remaining)
-            if readable:
-                chunk = os.read(fd, 1 << 20)
-                if not chunk:
-                    raise RuntimeError(f"load client {proc.pid} exited with {proc.wait()}")
-                buffer += chunk
-        line, _, self._buffers[fd] = buffer.partition(b"\n")
-        reply: dict[str, Any] = orjson.loads(line)
-        return reply
-
-    def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                with contextlib.suppress(OSError):
-                    assert proc.stdin is not None
-                    proc.stdin.write(b'{"cmd":"quit"}\n')
-                    proc.stdin.close()
-        for proc in self.procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def _project_root() -> Path:
-    return Path(__file__).resolve().parent.parent
-
-
-@contextlib.contextmanager
-def running(system: str, env: Env, profile: Profile, rate: float, connections: int,
-            *, idle: bool = False) -> Iterator[tuple[Server, LoadClients, dict[str, Any]]]:
-    """A server at ``rate`` with ``connections`` clients connected (and subscribed unless ``idle``)."""
-    server = Server(system, env, profile, rate)
-    clients: LoadClients | None = None
-    try:
-        server.start()
-        started_rss = server.rss()
-        clients = LoadClients(server, env, profile, connections, idle=idle)
-        ready = clients.wait_ready()
-        yield server, clients, {"rss_before_clients": started_rss,
-                                "setup_s": max(r["setup_s"] for r in ready)}
-    finally:
-        if clients is not None:
-            clients.stop()
-        server.stop()
 
 
 # -- steps and scenarios ----------------------------------------------------------------------------
@@ -309,6 +48,10 @@ class Step:
     server_rss_bytes: int
     closed_connections: int
     saturated: bool
+    undated_samples: int = 0
+    """Hermes deliveries a sampler received but could not date (their update never reached its clock)."""
+    retried: bool = False
+    """Measured a second time because the first measurement would have ended the climb (it is kept apart)."""
     error: str | None = None
     """Why the step could not be measured (e.g. the clients could not all subscribe in time)."""
 
@@ -333,7 +76,8 @@ def to_step(system: str, env: Env, clients: int, rate: float, subscriptions: int
                 deliveries_per_cpu_s=round(delivered / cpu) if cpu > 0 else None,
                 client_cpu=round(m["client_cpu_s"] / elapsed, 3), server_core_busy=_busy(m, env.server_cpus),
                 client_core_busy=_busy(m, env.client_cpus), server_rss_bytes=m["server_rss"],
-                closed_connections=m["closed_connections"], saturated=delivered < SATURATED_BELOW * offered)
+                closed_connections=m["closed_connections"], saturated=delivered < SATURATED_BELOW * offered,
+                undated_samples=m.get("undated_samples", 0))
 
 
 def describe(step: Step) -> str:
@@ -344,7 +88,8 @@ def describe(step: Step) -> str:
             f"p50/p99/p99.9 {ms(step.p50_ms)}/{ms(step.p99_ms)}/{ms(step.p99_9_ms)} ms, "
             f"server cpu {step.server_cpu:.2f} (core busy {_pct(step.server_core_busy)}), "
             f"client cpu {step.client_cpu:.2f} (core busy {_pct(step.client_core_busy)})"
-            + (" SATURATED" if step.saturated else ""))
+            + (" SATURATED" if step.saturated else "")
+            + (f" ({step.undated_samples:,} Hermes samples undated)" if step.undated_samples else ""))
 
 
 def _pct(value: float | None) -> str:
@@ -376,38 +121,74 @@ def failed_step(system: str, clients: int, rate: float, subscriptions: int, erro
 
 
 def fanout_sweep(system: str, env: Env, profile: Profile) -> dict[str, Any]:
-    """Raise the rate until p99 passes the limit (or the server saturates); the figure is the last pass.
+    """Climb the rates until the server saturates; two figures come out of the climb.
 
-    A system that fails the limit at the lowest rate is swept on until it saturates, and its figure is
-    its highest delivered rate, flagged ``p99_target_met: false``.
+    - The p99 figure: the last rate whose p99 is within the limit, before the first that is not (refined
+      half-way between the two). A system that never passes gets its highest delivered rate, flagged
+      ``p99_target_met: false``.
+    - The efficiency figure: the peak deliveries per server CPU-second over every step. It does not hang
+      on one step's tail latency, so it moves little between runs, even on a busy machine.
+
+    A step that would end something (the first p99 failure after a pass, a failed refinement, saturation)
+    is measured once more, and the second measurement decides (unless it could not be set up); the other
+    is kept under ``retried``. A step that could not be set up is measured again only if it is the first.
+    The peaks are taken over every window measured, both attempts included.
     """
     steps: list[Step] = []
+    retried: list[Step] = []
+    limit = profile.p99_limit_ms
+
+    def measure(rate: float, label: str, decisive: Callable[[Step], bool]) -> Step:
+        step = measure_step(system, env, profile, profile.fanout_clients, rate, label)
+        # A step that could not be set up is past saturation, and costs up to a minute and a half of
+        # time-outs: it is measured again only when it is the system's first, which would leave no figure.
+        if profile.retry and decisive(step) and (step.error is None or all(s.error for s in steps)):
+            env.say(f"{label}: {system} measuring {rate:g} slots/s again before taking it as the limit")
+            again = measure_step(system, env, profile, profile.fanout_clients, rate, label + " (retry)")
+            if again.error is None:  # else the first measurement stands
+                step, again = again, step
+            retried.append(again)
+            step = replace(step, retried=True)
+        steps.append(step)
+        return step
+
     last_pass: Step | None = None
     first_fail: Step | None = None
+
+    def ends_climb(step: Step) -> bool:
+        return step.saturated or (last_pass is not None and first_fail is None and not step.passes(limit))
+
     for rate in profile.fanout_rates:
-        step = measure_step(system, env, profile, profile.fanout_clients, rate, "fanout")
-        steps.append(step)
-        if step.passes(profile.p99_limit_ms):
+        step = measure(rate, "fanout", ends_climb)
+        if first_fail is None and step.passes(limit):
             last_pass = step
-            continue
-        if step.saturated or last_pass is not None:
+        elif first_fail is None and last_pass is not None:
             first_fail = step
+        if step.saturated:
             break
     if profile.refine and last_pass is not None and first_fail is not None:
         mid = round((last_pass.rate_slots_per_s + first_fail.rate_slots_per_s) / 2, 1)
         if mid not in (last_pass.rate_slots_per_s, first_fail.rate_slots_per_s):
-            step = measure_step(system, env, profile, profile.fanout_clients, mid, "fanout (refine)")
-            steps.append(step)
-            if step.passes(profile.p99_limit_ms):
+            step = measure(mid, "fanout (refine)", lambda s: not s.passes(limit))
+            if step.passes(limit):
                 last_pass = step
     steps.sort(key=lambda s: s.rate_slots_per_s)
     if last_pass is not None:
         chosen, met = last_pass, True
     else:
         chosen, met = max(steps, key=lambda s: s.deliveries_per_s), False
+    windows = steps + retried
+    efficient = max((s for s in windows if s.deliveries_per_cpu_s), key=lambda s: s.deliveries_per_cpu_s or 0,
+                    default=None)
     figure = {**asdict(chosen), "p99_target_met": met,
-              "peak_deliveries_per_s": max(s.deliveries_per_s for s in steps)}
-    return {"figure": figure, "steps": [asdict(s) for s in steps]}
+              "peak_deliveries_per_s": max(s.deliveries_per_s for s in windows),
+              "peak_deliveries_per_cpu_s": efficient.deliveries_per_cpu_s if efficient else None,
+              "peak_cpu_at_rate_slots_per_s": efficient.rate_slots_per_s if efficient else None,
+              "retried_steps": len(retried)}
+    env.say(f"fanout: {system} -> {figure['deliveries_per_s']:,} deliveries/s at p99 "
+            f"{'<=' if met else 'never <='} {limit:g} ms; peak {figure['peak_deliveries_per_s']:,} deliveries/s, "
+            f"{figure['peak_deliveries_per_cpu_s'] or 0:,} deliveries per server CPU-second")
+    return {"figure": figure, "steps": [asdict(s) for s in steps], "retried": [asdict(s) for s in retried]}
 
 
 def latency_run(system: str, env: Env, profile: Profile, rate: float) -> dict[str, Any]:
@@ -474,7 +255,7 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
 
 
 RATIO_KEYS = {
-    "fanout": ("deliveries_per_s", "deliveries_per_cpu_s", "p99_ms"),
+    "fanout": ("deliveries_per_s", "p99_ms", "peak_deliveries_per_s", "peak_deliveries_per_cpu_s"),
     "latency": ("p50_ms", "p99_ms", "deliveries_per_s"),
     "idle": ("bytes_per_connection",),
     "slow": ("p99_with_ms", "server_rss_growth_bytes"),
@@ -482,7 +263,7 @@ RATIO_KEYS = {
 
 
 def ratios(scenario: str, ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, float | None]:
-    """pricefeed's figure divided by the baseline's, for each headline figure of the scenario."""
+    """A face's figure divided by another system's, for each headline figure of the scenario."""
     return {key: ratio(ours.get(key), theirs.get(key)) for key in RATIO_KEYS[scenario]}
 
 
@@ -510,40 +291,67 @@ def targets(scenario: str, result: dict[str, Any], profile: Profile) -> dict[str
                     f"server RSS growth {ours['server_rss_growth_bytes'] / 2**20:.2f} MiB"}
 
 
+def faces_target(result: dict[str, Any]) -> dict[str, Any]:
+    """Whether each Hermes face reaches half of the seed-000 face's peak deliveries per server CPU-second."""
+    shares = {name: run["vs_pricefeed"]["peak_deliveries_per_cpu_s"] for name, run in result["faces"].items()}
+    met = all(share is not None and share >= 0.5 for share in shares.values())
+    shown = ", ".join(f"{name} {share}x" for name, share in shares.items())
+    return {"met": met, "text": f"every Hermes face >= 0.5x the seed-000 face's peak deliveries per server "
+                                f"CPU-second (got {shown})"}
+
+
 def run_scenarios(profile: Profile, scenarios: list[str], systems: list[str], env: Env,
                   latency_rate: float | None = None) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for scenario in scenarios:
         per_system: dict[str, Any] = {}
+        measured = [s for s in systems if scenario == "fanout" or s not in FANOUT_ONLY]
         if scenario == "fanout":
-            for system in systems:
+            for system in measured:
                 per_system[system] = fanout_sweep(system, env, profile)
         elif scenario == "latency":
             rate = latency_rate if latency_rate is not None else _half_load_rate(results, env, profile)
-            for system in systems:
+            for system in measured:
                 per_system[system] = latency_run(system, env, profile, rate)
         elif scenario == "idle":
-            for system in systems:
+            for system in measured:
                 per_system[system] = idle_run(system, env, profile)
         else:
-            for system in systems:
+            for system in measured:
                 per_system[system] = slow_run(system, env, profile)
         results[scenario] = assemble(scenario, per_system, profile)
     return results
 
 
 def assemble(scenario: str, per_system: dict[str, Any], profile: Profile) -> dict[str, Any]:
+    """One scenario's results: ``pricefeed`` (the seed-000 face), its other ``faces``, the ``baselines``.
+
+    Each face's run carries its ratios to each baseline (``vs_ceiling``, ``vs_naive``) and, for a Hermes
+    face, to the seed-000 face (``vs_pricefeed``). The seed-000 face's ratios are also at the top, with the
+    target, as they have always been.
+    """
+    for face in FACES:
+        run = per_system.get(face)
+        if run is None:
+            continue
+        for other in (*BASELINES, "pricefeed"):
+            if other != face and other in per_system:
+                run[f"vs_{other}"] = ratios(scenario, run["figure"], per_system[other]["figure"])
     result: dict[str, Any] = {}
     if "pricefeed" in per_system:
         result["pricefeed"] = per_system["pricefeed"]
+    faces = {name: per_system[name] for name in FANOUT_ONLY if name in per_system}
+    if faces:
+        result["faces"] = faces
     result["baselines"] = {name: per_system[name] for name in BASELINES if name in per_system}
     if "pricefeed" in per_system:
-        ours = per_system["pricefeed"]["figure"]
         for name in BASELINES:
             if name in per_system:
-                result[f"vs_{name}"] = ratios(scenario, ours, per_system[name]["figure"])
+                result[f"vs_{name}"] = per_system["pricefeed"][f"vs_{name}"]
         result["target"] = targets(scenario, result, profile)
-    result["ratio_note"] = "pricefeed / baseline: above 1 is better for deliveries, below 1 for latency and memory"
+        if faces:
+            result["faces_target"] = faces_target(result)
+    result["ratio_note"] = "a face / another system: above 1 is better for deliveries, below 1 for latency and memory"
     return result
 
 

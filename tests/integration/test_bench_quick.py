@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 STEP_KEYS = {"system", "clients", "rate_slots_per_s", "offered_deliveries_per_s", "deliveries_per_s", "p50_ms",
-             "p99_ms", "p99_9_ms", "server_cpu", "saturated"}
+             "p99_ms", "p99_9_ms", "server_cpu", "deliveries_per_cpu_s", "saturated", "retried"}
 
 
 def run_bench(tmp_path: Path, *args: str, timeout: float) -> dict[str, Any]:
@@ -25,12 +25,26 @@ def run_bench(tmp_path: Path, *args: str, timeout: float) -> dict[str, Any]:
     return results
 
 
-def check_systems(result: dict[str, Any]) -> None:
+HERMES_FACES = {"hermes-ws", "hermes-sse"}
+
+
+def check_systems(result: dict[str, Any], faces: set[str]) -> list[dict[str, Any]]:
+    """Every system of the scenario has a figure, and each pricefeed face its ratios; the runs, in order."""
     assert set(result["baselines"]) == {"ceiling", "naive"}
-    for run in (result["pricefeed"], *result["baselines"].values()):
+    assert set(result.get("faces", {})) == faces
+    runs = [result["pricefeed"], *(result["faces"][name] for name in sorted(faces)), *result["baselines"].values()]
+    for run in runs:
         assert isinstance(run["figure"], dict)
     assert set(result["vs_ceiling"]) == set(result["vs_naive"])
+    assert result["pricefeed"]["vs_ceiling"] == result["vs_ceiling"]
+    for name in faces:
+        face = result["faces"][name]
+        assert set(face["vs_ceiling"]) == set(face["vs_naive"]) == set(face["vs_pricefeed"]) \
+            == set(result["vs_ceiling"])
     assert isinstance(result["target"]["met"], bool)
+    if faces:
+        assert isinstance(result["faces_target"]["met"], bool)
+    return runs
 
 
 def test_fanout_smoke_writes_json_and_plot(tmp_path: Path) -> None:
@@ -38,12 +52,13 @@ def test_fanout_smoke_writes_json_and_plot(tmp_path: Path) -> None:
     assert set(results) >= {"profile", "environment", "method", "scenarios", "duration_s"}
     assert list(results["scenarios"]) == ["fanout"]
     fanout = results["scenarios"]["fanout"]
-    check_systems(fanout)
-    for run in (fanout["pricefeed"], *fanout["baselines"].values()):
+    for run in check_systems(fanout, HERMES_FACES):
         assert run["steps"] and set(run["steps"][0]) >= STEP_KEYS
         assert run["figure"]["deliveries_per_s"] > 0
-        assert run["figure"]["p99_ms"] is not None  # latency was sampled
-    assert set(fanout["vs_ceiling"]) >= {"deliveries_per_s"}
+        assert run["figure"]["p99_ms"] is not None  # latency was sampled (and, on a Hermes face, dated)
+        assert run["figure"]["peak_deliveries_per_cpu_s"] > 0
+        assert isinstance(run["retried"], list)
+    assert set(fanout["vs_ceiling"]) >= {"deliveries_per_s", "peak_deliveries_per_cpu_s"}
     assert (tmp_path / "bench.png").stat().st_size > 0 or not _has_matplotlib()
 
 
@@ -52,8 +67,9 @@ def test_every_scenario_smoke(tmp_path: Path) -> None:
     results = run_bench(tmp_path, timeout=120)
     scenarios = results["scenarios"]
     assert list(scenarios) == ["fanout", "latency", "idle", "slow"]
-    for result in scenarios.values():
-        check_systems(result)
+    check_systems(scenarios.pop("fanout"), HERMES_FACES)
+    for result in scenarios.values():  # the Hermes faces are measured by the fanout scenario only
+        check_systems(result, set())
     assert scenarios["idle"]["pricefeed"]["figure"]["bytes_per_connection"] is not None
     assert {"p99_without_ms", "p99_with_ms", "server_rss_growth_bytes"} <= set(scenarios["slow"]["pricefeed"]["figure"])
 

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from benchmarks.loadclient import my_clients
+import pytest
+from benchmarks.loadclient import FACES, my_clients, parse_args
+from benchmarks.profiles import LOAD_CLIENT_FACE, SYSTEMS
 
 
 def test_the_sampler_and_the_counters_play_every_client_exactly_once() -> None:
@@ -15,3 +17,19 @@ def test_the_sampler_and_the_counters_play_every_client_exactly_once() -> None:
 def test_without_sampling_the_counters_play_every_client() -> None:
     assert my_clients(5, 0, "sampler", 0, 1) == []
     assert my_clients(5, 0, "counter", 0, 1) == [0, 1, 2, 3, 4]
+
+
+def test_a_hermes_sampler_needs_a_seed000_clock_and_a_counter_does_not() -> None:
+    common = ["--url", "http://127.0.0.1:1", "--clients", "10", "--server-pid", "1"]
+    for face in ("hermes-ws", "hermes-sse"):
+        with pytest.raises(SystemExit):
+            parse_args([*common, "--face", face, "--role", "sampler"])
+        sampler = parse_args([*common, "--face", face, "--role", "sampler", "--clock-url", "ws://127.0.0.1:2/"])
+        assert (sampler.face, sampler.clock_url) == (face, "ws://127.0.0.1:2/")
+        assert parse_args([*common, "--face", face, "--role", "counter"]).clock_url is None
+    assert parse_args([*common, "--role", "sampler"]).face == "seed000"
+
+
+def test_every_system_is_spoken_to_in_a_face_the_load_client_knows() -> None:
+    assert set(LOAD_CLIENT_FACE) == set(SYSTEMS)
+    assert set(LOAD_CLIENT_FACE.values()) == set(FACES)

@@ -1,0 +1,62 @@
+"""What a bench run measures: the systems, the scenarios, and the sizes and durations of each kind of run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+FACES = ("pricefeed", "hermes-ws", "hermes-sse")
+"""pricefeed's faces, each a system: its seed-000 WebSocket (port 8765), and Hermes' ``/ws`` and SSE stream on
+its API port (8080). "pricefeed" alone means the seed-000 face, as it always has."""
+BASELINES = ("ceiling", "naive")
+SYSTEMS = (*FACES, *BASELINES)
+FANOUT_ONLY = ("hermes-ws", "hermes-sse")
+"""Systems measured by the fanout scenario only (the others measure the seed-000 face and the baselines)."""
+LOAD_CLIENT_FACE = {"pricefeed": "seed000", "hermes-ws": "hermes-ws", "hermes-sse": "hermes-sse",
+                    "ceiling": "seed000", "naive": "seed000"}
+"""The protocol the load clients speak to each system (``loadclient.FACES``)."""
+SCENARIOS = ("fanout", "latency", "idle", "slow")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Sizes and durations of one kind of run (full, quick or smoke)."""
+
+    name: str
+    feeds: int = 100
+    per_client: int = 10
+    fanout_clients: int = 1000
+    fanout_rates: tuple[float, ...] = (2, 5, 10, 20, 30, 40, 50, 60, 80, 100, 130)
+    """Slots per second tried in turn (each feed updates once per slot), until the server saturates."""
+    refine: bool = True
+    """After the p99 limit is crossed, try the rate half-way between the last pass and the first failure."""
+    retry: bool = True
+    """Measure a step again before it ends the climb (a first p99 failure, or saturation): one noisy step on a
+    busy machine should not stop the sweep."""
+    p99_limit_ms: float = 20.0
+    latency_target_ms: float = 10.0
+    idle_connections: int = 10_000
+    idle_rate: float = 1.0
+    slow_clients: int = 100
+    slow_rate: float = 50.0
+    slow_settle_s: float = 5.0
+    """Time between opening the never-reading client and measuring again (its buffers fill meanwhile)."""
+    slow_measure_s: float | None = 15.0
+    """Each window of the slow scenario (None: ``measure_s``); long enough that pricefeed's 10 s slow-client
+    timeout closes the stuck client inside the second window."""
+    warmup_s: float = 2.0
+    measure_s: float = 5.0
+    sample_every: int = 10
+    client_procs: int = 1
+    seed: int = 1
+
+
+PROFILES = {
+    "full": Profile("full"),
+    # A smoke run of about a minute for CI: one fan-out step per system, not retried.
+    "quick": Profile("quick", fanout_clients=100, fanout_rates=(200,), refine=False, retry=False,
+                     idle_connections=1000, slow_clients=20, slow_rate=50.0, slow_settle_s=1.0, slow_measure_s=None,
+                     warmup_s=0.5, measure_s=1.5, sample_every=5),
+    "smoke": Profile("smoke", fanout_clients=10, fanout_rates=(20,), refine=False, idle_connections=50,
+                     slow_clients=5, slow_rate=20.0, slow_settle_s=0.3, slow_measure_s=None, warmup_s=0.2,
+                     measure_s=0.5, sample_every=2),
+}
