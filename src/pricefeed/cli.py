@@ -71,7 +71,7 @@ def serve(settings: Settings) -> int:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiosqlite").setLevel(logging.WARNING)  # it logs every statement at DEBUG
     from .app import App
-    from .sources.publishers import ProductsFileError
+    from .products import ProductsFileError
 
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:

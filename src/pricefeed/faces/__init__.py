@@ -27,8 +27,8 @@ from .simple_ws import Limits, SimpleWsCodec, SimpleWsSession
 
 if TYPE_CHECKING:
     from ..config import Settings
+    from ..products import Oracle
     from ..slots import SlotClock
-    from ..sources.publishers import LocalOracle
 
 
 def _no_session(peer: Any) -> Any:
@@ -57,7 +57,7 @@ class Listening:
         return counts
 
 
-def build_listeners(services: Services, settings: Settings, oracle: LocalOracle | None,
+def build_listeners(services: Services, settings: Settings, oracle: Oracle | None,
                     slot_clock: SlotClock) -> Listening:
     components: dict[str, Component] = {}
     ports: dict[str, Callable[[], int]] = {}

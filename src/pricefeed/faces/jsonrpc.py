@@ -25,21 +25,25 @@ from typing import Any
 import orjson
 
 from ..accounts import parse_publishers, price_account_of
+from ..aggregation import QuoteRejected
 from ..contracts import CloseCode, Handshake
 from ..hub import Hub
 from ..metrics import Metrics
 from ..model import Feed
+from ..products import NotPermitted, Oracle, UnknownAccount
 from ..slots import SlotClock
-from ..sources.publishers import LocalOracle, NotPermitted, QuoteRejected, UnknownAccount
 from ..topics import Topic
 from ..transport.limits import ConnectionLimits
 from ..transport.picows import PicowsConnection, PicowsServer
-from . import rpc_params
 from .json_types import json_type
 from .pythd import Directory
 from .rpc_access import Refused, identify, origin_allowed, origin_refusal
 from .rpc_notify import PUBLISH_INTERVAL_S, Notifier, RpcPeer, stagger
 from .rpc_params import ParamError, shown
+from .rpc_params import account as param_account
+from .rpc_params import integer as param_integer
+from .rpc_params import named as param_named
+from .rpc_params import status as param_status
 
 __all__ = ["Handshake", "JsonRpcSession", "Notifier", "PythdApi", "Refused", "create_rpc_server", "identify",
            "origin_allowed", "parse_publishers", "stagger"]
@@ -87,7 +91,7 @@ class PythdApi:
     """What all sessions share: the accounts, the oracle, the publishers and the subscriptions."""
 
     hub: Hub
-    oracle: LocalOracle | None
+    oracle: Oracle | None
     publishers: Mapping[str, str | None]
     directory: Directory
     notifier: Notifier
@@ -98,7 +102,7 @@ class PythdApi:
     _warned: set[tuple[str, str]] = field(default_factory=set)
 
     @classmethod
-    def create(cls, hub: Hub, oracle: LocalOracle | None, publishers: Mapping[str, str | None] | None = None,
+    def create(cls, hub: Hub, oracle: Oracle | None, publishers: Mapping[str, str | None] | None = None,
                publish_interval_s: float = PUBLISH_INTERVAL_S, origins: Collection[str] = (),
                slot_clock: SlotClock | None = None) -> PythdApi:
         directory = Directory(hub, oracle, slot_clock)
@@ -263,7 +267,7 @@ class JsonRpcSession:
         return [directory.product(feed) for feed in directory.feeds()]
 
     def _get_product(self, params: object) -> object:
-        account = rpc_params.account(rpc_params.named("get_product", params, ("account",))["account"])
+        account = param_account(param_named("get_product", params, ("account",))["account"])
         feed = self.api.directory.feed_of_product_account(account)
         if feed is None:
             hint = " (that is a price account)" if self.api.directory.feed_of_price_account(account) else ""
@@ -272,11 +276,11 @@ class JsonRpcSession:
 
     def _update_price(self, params: object) -> object:
         """0 for every quote a publisher may send, as pyth-agent answers; what becomes of it is the oracle's."""
-        args = rpc_params.named("update_price", params, ("account", "price", "conf", "status"))
-        account = rpc_params.account(args["account"])
-        price = rpc_params.integer("price", args["price"], -_I64, _I64 - 1)
-        conf = rpc_params.integer("conf", args["conf"], 0, _U64 - 1)
-        status = rpc_params.status(args["status"])
+        args = param_named("update_price", params, ("account", "price", "conf", "status"))
+        account = param_account(args["account"])
+        price = param_integer("price", args["price"], -_I64, _I64 - 1)
+        conf = param_integer("conf", args["conf"], 0, _U64 - 1)
+        status = param_status(args["status"])
         if self.publisher is None:
             raise RpcError(NOT_PERMITTED, "this connection presented no publisher key: connect with ?publisher=KEY "
                                           "(and &secret=... if configured) or the X-Publisher-Key header")
@@ -311,7 +315,7 @@ class JsonRpcSession:
         return {"subscription": self.api.notifier.subscribe_sched(price_account_of(feed.id), self.peer)}
 
     def _price_feed(self, method: str, params: object) -> Feed:
-        account = rpc_params.account(rpc_params.named(method, params, ("account",))["account"])
+        account = param_account(param_named(method, params, ("account",))["account"])
         feed = self.api.directory.feed_of_price_account(account)
         if feed is None:
             raise RpcError(UNKNOWN_ACCOUNT, f"unknown symbol: no price account {account}")

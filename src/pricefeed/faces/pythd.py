@@ -16,8 +16,8 @@ from typing import Any
 from ..accounts import feed_id_of, price_account_of, product_account_of, upstream_publisher_key
 from ..hub import Hub
 from ..model import Feed, FeedId, Status
+from ..products import ORACLE_SOURCE, LocalProduct, Oracle
 from ..slots import SlotClock
-from ..sources.publishers import LocalOracle, LocalProduct
 
 PRICE_TYPE = "price"
 _US = 1_000_000
@@ -26,7 +26,7 @@ _US = 1_000_000
 class Directory:
     """Account keys to feeds and back, and the JSON objects of products and price accounts."""
 
-    def __init__(self, hub: Hub, oracle: LocalOracle | None, slot_clock: SlotClock | None = None) -> None:
+    def __init__(self, hub: Hub, oracle: Oracle | None, slot_clock: SlotClock | None = None) -> None:
         self.hub = hub
         self.oracle = oracle
         self.slot_clock = slot_clock or (oracle.slot_clock if oracle is not None else SlotClock())
@@ -40,7 +40,7 @@ class Directory:
 
     def listed(self, feed: Feed) -> bool:
         """False for a local product no longer in the products file (the hub keeps every feed it saw)."""
-        return feed.source != LocalOracle.name or self.local(price_account_of(feed.id)) is not None
+        return feed.source != ORACLE_SOURCE or self.local(price_account_of(feed.id)) is not None
 
     def feeds(self) -> list[Feed]:
         """Every feed the API lists, in the hub's order."""

@@ -17,7 +17,7 @@ from ..accounts import parse_key, price_account_of
 from ..contracts import Codec
 from ..hub import Hub
 from ..model import Feed, FeedId, PriceUpdate
-from ..sources.publishers import LocalOracle, LocalProduct
+from ..products import LocalProduct, Oracle
 from ..topics import Topic
 from .pythd import Directory
 
@@ -78,7 +78,7 @@ class Notifier:
     once and only the subscription id differs per subscriber.
     """
 
-    def __init__(self, hub: Hub, directory: Directory, oracle: LocalOracle | None,
+    def __init__(self, hub: Hub, directory: Directory, oracle: Oracle | None,
                  publish_interval_s: float = PUBLISH_INTERVAL_S) -> None:
         self.hub = hub
         self.directory = directory

@@ -14,19 +14,33 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ..contracts import CloseCode, Codec, Handshake, Session
 from ..topics import Topic
 from .limits import ConnectionLimits, TokenBucket
 from .outbox import Outbox
 
-if TYPE_CHECKING:
-    from .listener import Listener
-
 log = logging.getLogger(__name__)
 
 SessionFactory = Callable[["Connection"], Session]
+
+
+class Owner(Protocol):
+    """What a connection needs of the listener it belongs to (``listener.Listener``)."""
+
+    face: str
+    codec: Codec
+    limits: ConnectionLimits
+    session_factory: SessionFactory
+
+    def wire_codec(self, codec: Codec) -> Codec: ...
+
+    def attached(self, connection: Connection) -> None: ...
+
+    def detached(self, connection: Connection) -> None: ...
+
+    def slow_closed(self, connection: Connection) -> None: ...
 
 
 class Connection:
@@ -34,7 +48,7 @@ class Connection:
 
     codec: Codec
 
-    def __init__(self, listener: Listener, handshake: Handshake,
+    def __init__(self, listener: Owner, handshake: Handshake,
                  session_factory: SessionFactory | None = None) -> None:
         self.listener = listener
         self.handshake = handshake
