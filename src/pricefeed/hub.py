@@ -15,6 +15,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from .contracts import Codec, Subscriber
 from .metrics import Metrics
@@ -45,6 +46,7 @@ class Hub:
         self._pass_scheduled = False
         self.deliveries = RateMeter()
         self._face_deliveries: dict[str, int] = {}
+        self._delivery_counters: dict[str, Any] = {}
 
     # -- what the bus hands over ---------------------------------------------------
 
@@ -190,9 +192,12 @@ class Hub:
 
     def _count(self, latencies: list[tuple[str, float]]) -> None:
         """Move this pass's counts into the metrics: a few calls per pass, none per delivery."""
-        counter, histogram = self.metrics.deliveries, self.metrics.latency
+        counters, observe = self._delivery_counters, self.metrics.latency.observe
         for face, count in self._face_deliveries.items():
-            counter.labels(face).inc(count)
+            counter = counters.get(face)
+            if counter is None:
+                counter = counters[face] = self.metrics.deliveries.labels(face)
+            counter.inc(count)
         self._face_deliveries.clear()
         for face, seconds in latencies:
-            histogram.labels(face).observe(max(0.0, seconds))
+            observe(face, seconds)

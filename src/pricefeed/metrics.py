@@ -7,11 +7,12 @@ keep (a source's reconnects, a face's queued bytes) is read at scrape time.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -37,9 +38,9 @@ class Metrics:
                                    ["face"], registry=r)
         self.refusals = Counter("pricefeed_refusals", "Connections or messages refused, per face and reason",
                                 ["face", "reason"], registry=r)
-        self.latency = Histogram("pricefeed_publish_to_send_latency_seconds",
-                                 "From an update's publish time to its fan-out, per face", ["face"],
-                                 buckets=LATENCY_BUCKETS, registry=r)
+        self.latency = LatencyHistogram("pricefeed_publish_to_send_latency_seconds",
+                                        "From an update's publish time to its fan-out, per face", LATENCY_BUCKETS)
+        r.register(self.latency)
 
     def watch_sources(self, sources: Callable[[], Iterable[Any]]) -> None:
         """Expose each source's state and reconnects, read from the sources at scrape time."""
@@ -56,6 +57,35 @@ class Metrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class LatencyHistogram(Collector):
+    """A histogram per face, observed on the hot path once per topic and wire format (about 0.3 us, where
+    ``prometheus_client``'s labelled ``Histogram`` takes about 3), and exposed as a Prometheus histogram."""
+
+    def __init__(self, name: str, documentation: str, buckets: tuple[float, ...]) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.bounds = buckets
+        self._faces: dict[str, list[float]] = {}
+        """Per face: a count per bucket (the last for +Inf), then the sum of the observations."""
+
+    def observe(self, face: str, seconds: float) -> None:
+        counts = self._faces.get(face)
+        if counts is None:
+            counts = self._faces[face] = [0.0] * (len(self.bounds) + 2)
+        counts[bisect.bisect_left(self.bounds, seconds)] += 1
+        counts[-1] += seconds if seconds > 0 else 0.0  # a publisher clock ahead of ours: count as 0
+
+    def collect(self) -> Iterator[Metric]:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=["face"])
+        for face, counts in self._faces.items():
+            cumulative, buckets = 0.0, []
+            for bound, count in zip((*map(str, self.bounds), "+Inf"), counts[:-1], strict=True):
+                cumulative += count
+                buckets.append((bound, cumulative))
+            family.add_metric([face], buckets, counts[-1])
+        yield family
 
 
 class _SourceCollector(Collector):

@@ -9,6 +9,7 @@ Message names and shapes are the seed's: ``connection_established``,
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,11 +27,15 @@ WELCOME = "Connected to Pyth Price Feed Websocket Server"
 MESSAGE_TYPES = ("subscribe", "unsubscribe", "subscribe_multiple", "get_available_feeds")
 
 
+@functools.lru_cache(maxsize=64)
+def _iso_second(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+
+
 def iso_time(publish_time_us: int) -> str:
     """ISO 8601 UTC with milliseconds and ``Z``, e.g. ``2023-01-01T12:00:00.000Z``."""
     seconds, micros = divmod(publish_time_us, 1_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{micros // 1000:03d}Z"
-
+    return f"{_iso_second(seconds)}.{micros // 1000:03d}Z"  # a pass's updates share their second
 
 def price_fields(update: PriceUpdate, status: str) -> dict[str, Any]:
     return {

@@ -125,7 +125,7 @@ class Connection:
 
     def deliver(self, frames: dict[Topic, bytes]) -> None:
         write = self._write
-        if self._paused_since is None and not self.outbox and write is not None and not self._closing:
+        if self._paused_since is None and write is not None and not self.outbox and not self._closing:
             # The common case, kept to one write: nothing is queued and the socket takes data.
             write(self.render(frames.values()))
             self.messages_sent += 1
