@@ -45,7 +45,7 @@ class Connection:
         self.outbox = Outbox()
         self.connected_at = time.time()
         self.messages_sent = 0
-        """Writes to the socket (each carries one or more messages)."""
+        """Messages written to the socket (one write may carry several)."""
         self._write: Callable[[bytes], None] | None = None
         self._paused_since: float | None = None
         self._closing = False
@@ -113,7 +113,7 @@ class Connection:
         if self._paused_since is None and not self.outbox and write is not None and not self._closing:
             # The common case, kept to one write: nothing is queued and the socket takes data.
             write(self.render(frames.values()))
-            self.messages_sent += 1
+            self.messages_sent += len(frames)
             return
         put = self.outbox.put
         for topic, frame_bytes in frames.items():
@@ -140,8 +140,9 @@ class Connection:
         if self._paused_since is not None:
             self.check_slow()
             return
-        write(self.render(self.outbox.take_frames()))
-        self.messages_sent += 1
+        frames = self.outbox.take_frames()
+        write(self.render(frames))
+        self.messages_sent += len(frames)
 
     def check_slow(self) -> bool:
         """Close a connection that is over its byte bound or blocked too long; True if it was closed."""

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from ..contracts import CloseCode, Codec
 from ..metrics import Metrics
+from ..policy import ANY_ORIGIN, OriginPolicy
 from .connection import Connection, SessionFactory
 from .limits import ConnectionLimits
 
@@ -21,8 +22,11 @@ class Listener:
     """The connections of one face; a sweep closes the ones that stopped reading even when nothing is sent."""
 
     def __init__(self, face: str, codec: Codec, session_factory: SessionFactory, limits: ConnectionLimits,
-                 metrics: Metrics, wrap: Callable[[Codec], Codec] = lambda codec: codec) -> None:
+                 metrics: Metrics, wrap: Callable[[Codec], Codec] = lambda codec: codec,
+                 origin_policy: OriginPolicy = ANY_ORIGIN) -> None:
         self.face = face
+        self.origin_policy = origin_policy
+        """Browser origins allowed to connect (a refused handshake gets 403)."""
         self._wrap = wrap
         self._wire_codecs: dict[Codec, Codec] = {}
         self.codec = self.wire_codec(codec)
