@@ -13,7 +13,8 @@ __all__ = ["SimulatedMarket", "Source", "SourceState", "create_source"]
 def create_source(name: str, sink: Sink, settings: Settings) -> Source:
     if name == "sim":
         return SimulatedMarket(sink, interval_s=settings.sim_interval, feed_count=settings.sim_feeds,
-                               seed=settings.seed)
+                               seed=settings.seed, equities=settings.sim_equities,
+                               market_hours=settings.sim_market_hours)
     if name == "hermes":
         from .hermes import HermesSource
 
