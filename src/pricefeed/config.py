@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -92,7 +92,7 @@ class Settings(BaseSettings):
         ["1s", "1m", "5m"], description="Candle intervals, e.g. 1s, 1m, 5m, 1h (repeatable)")
     candle_history: int = Field(100, ge=1, le=100_000,
                                 description="Bars kept, stored and sent on subscribe, per feed and interval")
-    candle_grace: float = Field(2.0, ge=0, le=60, description="Seconds after its end that a bar without a later "
+    candle_grace: float = Field(2.0, ge=0, le=3600, description="Seconds after its end that a bar without a later "
                                 "tick is closed (late ticks of a feed whose publish time lags)")
     kite_url: str = Field(KITE_TICKER_URL, description="Kite ticker WebSocket URL")
     kite_api_key: SecretStr | None = Field(None, description="Kite Connect API key; never logged")
@@ -148,6 +148,15 @@ class Settings(BaseSettings):
         if not value:
             raise ValueError("at least one source is needed")
         return list(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _kite_complete(self) -> Settings:
+        if "kite" in self.source:
+            missing = [option_name(name) for name in ("kite_instruments", "kite_api_key", "kite_access_token")
+                       if getattr(self, name) is None]
+            if missing:
+                raise ValueError(f"--source kite needs {', '.join(missing)}")
+        return self
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings],

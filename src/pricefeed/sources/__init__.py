@@ -19,4 +19,8 @@ def create_source(name: str, sink: Sink, settings: Settings) -> Source:
         from .hermes import HermesSource
 
         return HermesSource.from_settings(sink, settings)
+    if name == "kite":
+        from .kite.source import KiteSource
+
+        return KiteSource.from_settings(sink, settings)
     raise ValueError(f"unknown source {name!r}")
