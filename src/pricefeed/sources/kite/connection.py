@@ -39,6 +39,8 @@ from .wire import (
 )
 
 log = logging.getLogger(__name__)
+_protocol_log = logging.getLogger(__name__ + ".protocol")
+_protocol_log.setLevel(logging.WARNING)  # websockets logs the request line, credentials and all, at DEBUG
 
 MAX_INSTRUMENTS = 3000
 """Kite streams at most 3000 instruments on one connection."""
@@ -100,7 +102,7 @@ class KiteTicker:
         """One connection: subscribe what is wanted and read until it ends; returns why it ended."""
         async with connect(self._url, additional_headers={"X-Kite-Version": "3"}, ping_interval=None,
                            user_agent_header=f"pricefeed/{__version__}", open_timeout=self.silence_timeout_s,
-                           close_timeout=2, max_size=4 * 1024 * 1024) as ws:
+                           close_timeout=2, max_size=4 * 1024 * 1024, logger=_protocol_log) as ws:
             self.connections += 1
             self.subscribed = set()
             log.info("Kite ticker connected to %s", self.display_url)
