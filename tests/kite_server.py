@@ -132,7 +132,7 @@ class FakeKiteTicker:
                         if token in modes:
                             modes[token] = mode
                 await self._notify()
-        except Exception:  # noqa: S110 - a dropped connection ends the handler
+        except Exception:
             pass
         finally:
             beat.cancel()

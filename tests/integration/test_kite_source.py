@@ -25,7 +25,7 @@ from pricefeed.sources.kite.source import KiteSource
 from ..kite_server import FakeKiteTicker, KiteTick
 
 INSTRUMENTS = Path(__file__).parent.parent / "data" / "kite" / "instruments.csv"
-RELIANCE, INFY, NIFTY = 738561, 408065, 256265
+RELIANCE, INFY, TCS, NIFTY = 738561, 408065, 2953217, 256265
 WAIT = 5.0
 
 
@@ -208,10 +208,10 @@ async def test_demand_that_goes_away_is_unsubscribed(kite: FakeKiteTicker) -> No
     await source.start()
     try:
         client.subscribe(feed_of(source, INFY))
-        await kite.wait_streaming({INFY, 2953217}, "full")
+        await kite.wait_streaming({INFY, TCS}, "full")
         client.unsubscribe(feed_of(source, INFY))
         await kite.wait_for(lambda: {"a": "unsubscribe", "v": [INFY]} in kite.requests)
-        assert kite.requests == [{"a": "subscribe", "v": [INFY, 2953217]}, {"a": "mode", "v": ["full", [INFY, 2953217]]},
+        assert kite.requests == [{"a": "subscribe", "v": [INFY, TCS]}, {"a": "mode", "v": ["full", [INFY, TCS]]},
                                  {"a": "unsubscribe", "v": [INFY]}]
     finally:
         await source.stop()

@@ -38,7 +38,8 @@ QUOTE_PACKET = hexbytes("""
     000247fc 00024be4   # open 149500, high 150500
     00024608 00024928   # low 149000, close 149800
 """)
-FULL_TAIL = hexbytes("692ff88c 00000000 00000000 00000000 692ff88e")  # last trade 1764751500, OI 0/0/0, exchange 1764751502
+# last trade time 1764751500, OI 0, OI day high 0, OI day low 0, exchange timestamp 1764751502
+FULL_TAIL = hexbytes("692ff88c 00000000 00000000 00000000 692ff88e")
 BID_0 = hexbytes("00000078 00024a04 0003 0000")  # quantity 120, price 150020, 3 orders, 2 bytes padding
 EMPTY_LEVEL = hexbytes("00000000 00000000 0000 0000")
 ASK_0 = hexbytes("00000064 00024a0e 0002 0000")  # quantity 100, price 150030, 2 orders
