@@ -46,6 +46,8 @@ class SymbolIndex:
 
     def resolve(self, text: str) -> FeedId | None:
         key = text.strip().lower()
+        if len(key) == 66 and key.startswith("0x"):  # a feed id as Hermes writes it
+            key = key[2:]
         if len(self._feeds) != self._built_for:
             self._rebuild()
         found = self._by_name.get(key)
