@@ -53,18 +53,20 @@ class OriginPolicy:
     def allows_any(self) -> bool:
         return self.allowed is None
 
-    def allows(self, origin: str | None) -> bool:
-        """Whether a request with this ``Origin`` header (None: not sent, not a browser) may proceed."""
+    def allows(self, origin: str | None, host: str | None = None) -> bool:
+        """Whether a request with this ``Origin`` header (None: not sent, not a browser) may proceed; a page
+        of the server itself (its origin's host is the request's ``Host``) always may."""
         if origin is None or self.allowed is None:
             return True
         try:
-            return normalise_origin(origin) in self.allowed
+            normal = normalise_origin(origin)
         except ValueError:
             return False
+        return normal in self.allowed or (host is not None and normal.split("://", 1)[-1] == host.strip().lower())
 
-    def refusal(self, origin: str | None) -> str | None:
+    def refusal(self, origin: str | None, host: str | None = None) -> str | None:
         """Why a request with this origin is refused (its 403 body), or None if it is allowed."""
-        if self.allows(origin):
+        if self.allows(origin, host):
             return None
         return f"origin {origin!r} is not allowed: set CORS_ORIGINS (or --cors-origins) to allow it\n"
 

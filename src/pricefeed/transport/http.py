@@ -112,8 +112,8 @@ class OriginGuard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not self.policy.allows_any:
-            origin = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"origin"), None)
-            refusal = self.policy.refusal(origin)
+            headers = {k: v.decode("latin-1") for k, v in scope["headers"] if k in (b"origin", b"host")}
+            refusal = self.policy.refusal(headers.get(b"origin"), headers.get(b"host"))
             if refusal is not None:
                 await PlainTextResponse(refusal, status_code=403)(scope, receive, send)
                 return

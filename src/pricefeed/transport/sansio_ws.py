@@ -188,7 +188,8 @@ class WebSocketUpgrade(asyncio.Protocol):
         handshake = Handshake.of(request.path, headers)
         listener = self.routes.get(handshake.path)
         protocol = self.protocol
-        refusal = None if listener is None else listener.origin_policy.refusal(headers.get("origin"))
+        refusal = None if listener is None else listener.origin_policy.refusal(headers.get("origin"),
+                                                                               headers.get("host"))
         if listener is None:
             response = protocol.reject(404, f"no WebSocket endpoint at {handshake.path}\n")
         elif refusal is not None:
