@@ -25,8 +25,13 @@ import orjson
 
 from .common import feed_ids, free_port, lower_priority, merge_histograms, percentiles, pin, rss_bytes
 
-SYSTEMS = ("pricefeed", "ceiling", "naive")
+SYSTEMS = ("pricefeed", "streams", "ceiling", "naive")
 BASELINES = ("ceiling", "naive")
+FACE_SYSTEMS = {"streams": "/ws/stream"}
+"""Other faces of the same pricefeed server, measured as systems of their own in the fanout scenario only, and
+compared with the seed-000 face ("pricefeed"): seed 004's /ws/stream, within 20 % of its deliveries per
+CPU-second."""
+FACE_TARGET = 0.8
 SCENARIOS = ("fanout", "latency", "idle", "slow")
 SATURATED_BELOW = 0.9
 """A step is saturated when it delivers less than this share of the offered deliveries."""
@@ -118,10 +123,13 @@ class Server:
         self.port = free_port()
         interval = f"{1.0 / rate:.6g}"
         self.log_path = env.workdir / f"{system}-{self.port}.log"
-        if system == "pricefeed":
-            api_port = free_port()
+        self.path = FACE_SYSTEMS.get(system, "/")
+        if system == "pricefeed" or system in FACE_SYSTEMS:
+            ports = {"--port": free_port(), "--api-port": free_port(), "--streams-port": free_port()}
+            self.port = ports["--streams-port" if system == "streams" else "--port"]
             self.cmd = [sys.executable, "-m", "pricefeed", "serve", "--source", "sim", "--host", "127.0.0.1",
-                        "--port", str(self.port), "--api-host", "127.0.0.1", "--api-port", str(api_port),
+                        "--api-host", "127.0.0.1", "--streams-host", "127.0.0.1",
+                        *(str(part) for option, port in ports.items() for part in (option, port)),
                         "--db", str(env.workdir / f"db-{self.port}.sqlite"), "--sim-feeds", str(profile.feeds),
                         "--sim-interval", interval, "--seed", str(profile.seed), "--log-level", "WARNING",
                         "--rpc", "false"]
@@ -133,7 +141,7 @@ class Server:
 
     @property
     def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/"
+        return f"ws://127.0.0.1:{self.port}{self.path}"
 
     @property
     def pid(self) -> int:
@@ -185,6 +193,7 @@ class LoadClients:
                    "--role", role, "--part", str(part), "--parts", str(counters), "--feeds", str(profile.feeds),
                    "--per-client", str(profile.per_client), "--seed", str(profile.seed),
                    "--sample-every", str(sample_every), "--server-pid", str(server.pid),
+                   "--protocol", "streams" if server.system == "streams" else "seed000",
                    *(["--idle"] if idle else [])]
             proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=_project_root())
             pin(proc.pid, env.client_cpus)
@@ -518,6 +527,7 @@ def run_scenarios(profile: Profile, scenarios: list[str], systems: list[str], en
         if scenario == "fanout":
             for system in systems:
                 per_system[system] = fanout_sweep(system, env, profile)
+            systems = [s for s in systems if s not in FACE_SYSTEMS]  # other faces: the fanout scenario only
         elif scenario == "latency":
             rate = latency_rate if latency_rate is not None else _half_load_rate(results, env, profile)
             for system in systems:
@@ -543,6 +553,17 @@ def assemble(scenario: str, per_system: dict[str, Any], profile: Profile) -> dic
             if name in per_system:
                 result[f"vs_{name}"] = ratios(scenario, ours, per_system[name]["figure"])
         result["target"] = targets(scenario, result, profile)
+    faces = {name: per_system[name] for name in FACE_SYSTEMS if name in per_system}
+    if faces:
+        result["faces"] = faces
+    if "pricefeed" in per_system:
+        seed000 = per_system["pricefeed"]["figure"].get("deliveries_per_cpu_s")
+        for name, run in faces.items():
+            share = ratio(run["figure"].get("deliveries_per_cpu_s"), seed000)
+            result[f"{name}_vs_seed000"] = {
+                "deliveries_per_cpu_s": share, "met": share is not None and share >= FACE_TARGET,
+                "text": f"{FACE_SYSTEMS[name]} within {100 * (1 - FACE_TARGET):.0f} % of the seed-000 face's "
+                        f"deliveries per CPU-second (got {share}x)"}
     result["ratio_note"] = "pricefeed / baseline: above 1 is better for deliveries, below 1 for latency and memory"
     return result
 

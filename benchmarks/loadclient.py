@@ -8,8 +8,9 @@ the frame to a client that was ready to read it, not the time this load generato
 thousand clients on one core, took to get round to that socket.
 
 It opens its WebSocket connections, subscribes each to its feeds with the seed-000
-``subscribe_multiple`` message and waits for every ``subscription_confirmed``, then prints
-``{"event": "ready"}``. The harness then sends one JSON command per line:
+``subscribe_multiple`` message and waits for every ``subscription_confirmed`` (with ``--protocol streams``:
+seed 004's ``subscribe`` per feed and its ``subscription`` replies), then prints ``{"event": "ready"}``.
+The harness then sends one JSON command per line:
 
 - ``{"cmd": "measure", "seconds": S}``: count frames for S seconds and reply with the counts, a latency
   histogram, and the server's CPU and memory over the same window;
@@ -55,6 +56,8 @@ _hist: dict[int, int] = {}
 _time_cache: dict[str, float] = {}
 _pending_confirmations = 0
 _all_confirmed: asyncio.Event | None = None
+_streams = False
+"""Seed 004's /ws/stream: a subscribe per feed, and the time of a price in the message's ``timestamp``."""
 closed_connections = 0
 
 
@@ -86,7 +89,8 @@ class Counting(WSListener):
             _record_latency(frame)
 
     def _setup(self, frame: WSFrame) -> None:
-        if b'"subscription_confirmed"' in frame.get_payload_as_bytes():
+        marker = b'"status":"subscribed"' if _streams else b'"subscription_confirmed"'
+        if marker in frame.get_payload_as_bytes():
             self.expect -= 1
             _confirmed()
 
@@ -101,7 +105,7 @@ def _record_latency(frame: WSFrame) -> None:
     data = message.get("data")
     if data is None:
         return
-    stamp = data["publish_time"]
+    stamp = message["timestamp"] if _streams else data["publish_time"]
     produced = _time_cache.get(stamp)
     if produced is None:
         if len(_time_cache) > 10_000:
@@ -132,6 +136,14 @@ def _subscribe_message(feeds: list[str]) -> bytes:
     return orjson.dumps({"type": "subscribe_multiple", "subscriptions": [{"feed_id": f} for f in feeds]})
 
 
+def _subscribe(transport: WSTransport, feeds: list[str]) -> None:
+    if _streams:
+        for feed in feeds:
+            transport.send(TEXT, orjson.dumps({"type": "subscribe", "symbol": feed}))
+    else:
+        transport.send(TEXT, _subscribe_message(feeds))
+
+
 def _emit(event: dict[str, Any]) -> None:
     sys.stdout.buffer.write(orjson.dumps(event) + b"\n")
     sys.stdout.buffer.flush()
@@ -146,7 +158,8 @@ async def _open(url: str, sampling: bool, idle: bool) -> tuple[WSTransport, Coun
 
 
 async def main(args: argparse.Namespace) -> None:
-    global _pending_confirmations, _all_confirmed
+    global _pending_confirmations, _all_confirmed, _streams
+    _streams = args.protocol == "streams"
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     started = time.monotonic()
@@ -164,7 +177,7 @@ async def main(args: argparse.Namespace) -> None:
         for i, (transport, listener) in zip(batch, opened, strict=True):
             if all_subs:
                 listener.expect = len(all_subs[i])
-                transport.send(TEXT, _subscribe_message(all_subs[i]))
+                _subscribe(transport, all_subs[i])
         conns.extend(opened)
     await asyncio.wait_for(_all_confirmed.wait(), timeout=args.setup_timeout)
     _emit({"event": "ready", "connections": len(conns), "setup_s": round(time.monotonic() - started, 3)})
@@ -183,7 +196,7 @@ async def main(args: argparse.Namespace) -> None:
         if command["cmd"] == "slow":
             transport, _ = await ws_connect(Slow, args.url, socket_factory=_small_buffer_socket_factory(4096))
             transport.underlying_transport.pause_reading()
-            transport.send(TEXT, _subscribe_message(command["feeds"]))
+            _subscribe(transport, command["feeds"])
             slow.append(transport)
             _emit({"event": "slow_opened"})
         elif command["cmd"] == "measure":
@@ -245,6 +258,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--sample-every", type=int, default=10, help="0: no client samples")
     parser.add_argument("--idle", action="store_true")
+    parser.add_argument("--protocol", choices=("seed000", "streams"), default="seed000",
+                        help="the face's protocol: seed 000's WebSocket or seed 004's /ws/stream")
     parser.add_argument("--server-pid", type=int, required=True)
     parser.add_argument("--setup-timeout", type=float, default=30.0,
                         help="seconds to wait for every subscription to be confirmed")

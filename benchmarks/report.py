@@ -10,7 +10,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-SYSTEM_ORDER = ("pricefeed", "ceiling", "naive")
+SYSTEM_ORDER = ("pricefeed", "streams", "ceiling", "naive")
 
 
 def environment(cpus: tuple[set[int] | None, set[int] | None], fd_limit: int) -> dict[str, Any]:
@@ -36,7 +36,7 @@ def environment(cpus: tuple[set[int] | None, set[int] | None], fd_limit: int) ->
 
 
 def _systems(result: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    found = {"pricefeed": result.get("pricefeed"), **result.get("baselines", {})}
+    found = {"pricefeed": result.get("pricefeed"), **result.get("faces", {}), **result.get("baselines", {})}
     return [(name, found[name]["figure"]) for name in SYSTEM_ORDER if found.get(name)]
 
 
@@ -86,6 +86,10 @@ def table(results: dict[str, Any]) -> str:
             if name in result:
                 shown = ", ".join(f"{k} {_fmt(v)}" for k, v in result[name].items())
                 lines.append(f"  {name}: {shown}")
+        for name in result.get("faces", {}):
+            if f"{name}_vs_seed000" in result:
+                face = result[f"{name}_vs_seed000"]
+                lines.append(f"  target {'MET' if face['met'] else 'NOT MET'}: {face['text']}")
         if "target" in result:
             target = result["target"]
             verdict = {True: "MET", False: "NOT MET", None: "n/a"}[target["met"]]
@@ -114,14 +118,14 @@ def plot(results: dict[str, Any], path: Path) -> bool:
         result = results["scenarios"].get(scenario)
         if not result:
             continue
-        runs = {"pricefeed": result.get("pricefeed"), **result.get("baselines", {})}
+        runs = {"pricefeed": result.get("pricefeed"), **result.get("faces", {}), **result.get("baselines", {})}
         for name, run in runs.items():
             if run:
                 points.setdefault(name, []).extend(run.get("steps") or [run["figure"]])
     points = {name: [s for s in steps if s.get("p99_ms") is not None] for name, steps in points.items()}
     if not any(points.values()):
         return False
-    colours = {"pricefeed": "tab:blue", "ceiling": "tab:green", "naive": "tab:red"}
+    colours = {"pricefeed": "tab:blue", "streams": "tab:purple", "ceiling": "tab:green", "naive": "tab:red"}
     fig, ax = plt.subplots(figsize=(8, 5))
     for name in SYSTEM_ORDER:
         steps = sorted(points.get(name, []), key=lambda s: s["deliveries_per_s"])

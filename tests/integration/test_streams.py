@@ -28,8 +28,8 @@ ENDPOINTS = ("stream", "analysis", "alerts", "portfolio")
 
 @pytest.fixture
 async def app(tmp_path: Path) -> AsyncIterator[App]:
-    async with in_process(tmp_path, sim_interval=0.05, sim_market_hours=False, candle_intervals=["1s", "1m"],
-                          seed=4) as service:
+    async with in_process(tmp_path, sim_interval=0.05, sim_equities=True, sim_market_hours=False,
+                          candle_intervals=["1s", "1m"], seed=4) as service:
         yield service
 
 

@@ -29,7 +29,8 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium (apt-get i
 
 @pytest.fixture
 async def service(tmp_path: Path) -> AsyncIterator[ServiceProcess]:
-    svc = ServiceProcess(tmp_path / "db", "--source", "sim", "--sim-interval", "0.2", "--sim-market-hours", "false",
+    svc = ServiceProcess(tmp_path / "db", "--source", "sim", "--sim-interval", "0.2", "--sim-equities", "true",
+                         "--sim-market-hours", "false",
                          env={"CORS_ORIGINS": FRONTEND})
     await svc.start()
     try:

@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS candles (
     final INTEGER NOT NULL,
     PRIMARY KEY (feed_id, interval_us, start_us)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS candles_by_time ON candles (interval_us, start_us);
 CREATE TABLE IF NOT EXISTS market_days (
     feed_id TEXT PRIMARY KEY,
     day INTEGER NOT NULL,
