@@ -198,4 +198,5 @@ class App:
             },
             "sources": [s.status() for s in self.sources],
             "store": self.writer.status(),
+            "candles": self.analytics.candles.status(),
         }
