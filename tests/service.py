@@ -31,7 +31,8 @@ class PortTaken(RuntimeError):
 
 
 class ServiceProcess:
-    """``python -m pricefeed serve`` on free ports, with a private database."""
+    """``python -m pricefeed serve`` on free ports, with a private database (and the simulated market without
+    its NSE equities unless ``--sim-equities`` is given)."""
 
     def __init__(self, db: Path, *args: str, env: dict[str, str] | None = None) -> None:
         self.db = db
@@ -39,6 +40,7 @@ class ServiceProcess:
         self.env = env or {}
         self.ws_port = free_port()
         self.api_port = free_port()
+        self.streams_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = db.with_suffix(f".{self.ws_port}.log")
 
@@ -50,6 +52,11 @@ class ServiceProcess:
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
 
+    @property
+    def streams_url(self) -> str:
+        """The stream service of seed 004 (``/ws/stream`` and the rest), as ``ws://host:port``."""
+        return f"ws://127.0.0.1:{self.streams_port}"
+
     async def start(self, timeout_s: float = 20.0, attempts: int = 3) -> ServiceProcess:
         """Start on free ports; a port taken between choosing and binding it means another try on new ones."""
         for attempt in range(attempts):
@@ -59,11 +66,14 @@ class ServiceProcess:
             except PortTaken:
                 if attempt == attempts - 1:
                     raise
-                self.ws_port, self.api_port = free_port(), free_port()
+                self.ws_port, self.api_port, self.streams_port = free_port(), free_port(), free_port()
         return self
 
     async def _start_once(self, timeout_s: float) -> None:
         rpc = [] if "--rpc-port" in self.args else ["--rpc-port", str(free_port())]
+        rpc += ["--streams-host", "127.0.0.1", "--streams-port", str(self.streams_port)]
+        if "--sim-equities" not in self.args:  # the 13 Pyth feeds only, unless a test asks for the NSE equities
+            rpc += ["--sim-equities", "false"]
         cmd = [sys.executable, "-m", "pricefeed", "serve", "--host", "127.0.0.1", "--port", str(self.ws_port),
                "--api-host", "127.0.0.1", "--api-port", str(self.api_port), "--db", str(self.db),
                "--log-level", "DEBUG", *rpc, *self.args]
@@ -126,10 +136,11 @@ class ServiceProcess:
 
 @contextlib.asynccontextmanager
 async def in_process(tmp_path: Path, **settings: Any) -> AsyncIterator[App]:
-    """The service in this process on free ports (loopback only), with the simulated market and a private
-    database; ``settings`` override the defaults."""
+    """The service in this process on free ports (loopback only), with the simulated market (without its NSE
+    equities unless asked) and a private database; ``settings`` override the defaults."""
     values: dict[str, Any] = {"source": ["sim"], "host": "127.0.0.1", "port": 0, "api_host": "127.0.0.1",
-                              "api_port": 0, "db": str(tmp_path / "db"), "rpc": False}
+                              "api_port": 0, "db": str(tmp_path / "db"), "rpc": False,
+                              "streams_host": "127.0.0.1", "streams_port": 0, "sim_equities": False}
     values.update(settings)
     service = App(load_settings(values))
     await service.start()

@@ -13,6 +13,11 @@ import signal
 import time
 from typing import Any
 
+from .analytics import Analytics
+from .analytics.candles import CandleBook, parse_interval
+from .analytics.days import DayClock
+from .analytics.market import MarketDays
+from .analytics.writer import AnalyticsWriter
 from .components import Assembly, Component, Task
 from .config import Settings
 from .faces import Listening, build_listeners
@@ -23,7 +28,7 @@ from .pipeline import local_pipeline
 from .slots import SlotClock
 from .sources import Source, create_source
 from .sources.publishers import LocalOracle
-from .store import SqliteStore, Store, StoreWriter
+from .store import AnalyticsStore, SqliteStore, Store, StoreWriter
 from .store.oracle_state import OracleStateStore
 from .transport.connection import Connection
 from .transport.limits import ConnectionLimits
@@ -43,6 +48,7 @@ class App:
         self.hub.add_listener(self.history.add)
         self.store: Store = store if store is not None else SqliteStore(settings.db)
         self.writer = StoreWriter(self.ingest, self.store, settings.store_flush_interval)
+        self.analytics = self._analytics(settings)
         self.sources: list[Source] = [create_source(name, self.ingest, settings) for name in settings.source]
         # The local oracle is a source only when there are local products for publishers to price.
         self.oracle: LocalOracle | None = None
@@ -61,15 +67,40 @@ class App:
                                     outbox_limit_bytes=settings.outbox_limit_bytes,
                                     slow_client_timeout_s=settings.slow_client_timeout,
                                     idle_timeout_s=settings.handshake_timeout),
-            health=self.health, status=self.status, stopping=lambda: self.stopping)
+            health=self.health, status=self.status, stopping=lambda: self.stopping, analytics=self.analytics)
         self.listeners: Listening = build_listeners(self.services, settings, self.oracle, slot_clock)
         self.assembly = Assembly([
             Task("store", self._open_store, self.store.close),
             Task("store writer", self._start_writer, self.writer.stop, self.writer.status),
+            *self._analytics_writer(),
             *self.sources,
             *self.listeners.components(),
         ])
         self._stop = asyncio.Event()
+
+    def _analytics(self, settings: Settings) -> Analytics:
+        """Market days and candles, computed once per feed by hub listeners (before any face reads them)."""
+        clock = DayClock(self.hub.feeds)
+        days = MarketDays(self.hub, clock)
+        candles = CandleBook(self.hub, [parse_interval(i) for i in settings.candle_intervals],
+                             history=settings.candle_history, grace_s=settings.candle_grace, day_of=clock.day_of)
+        self.hub.add_listener(days.add)
+        self.hub.add_listener(candles.add)
+        return Analytics(clock, days, candles)
+
+    def _analytics_writer(self) -> list[Component]:
+        """Restores candles and days before sources start, and saves them behind (a store that can)."""
+        if not isinstance(self.store, AnalyticsStore):
+            log.warning("the store keeps no candles: they start afresh at each start")
+            return [Task("analytics", self._start_candles, self._stop_candles)]
+        return [AnalyticsWriter(self.store, self.analytics.days, self.analytics.candles,
+                                self.settings.store_flush_interval)]
+
+    async def _start_candles(self) -> None:
+        self.analytics.candles.start()
+
+    async def _stop_candles(self) -> None:
+        self.analytics.candles.stop()
 
     # -- life cycle ------------------------------------------------------------------
 
@@ -125,6 +156,10 @@ class App:
     def ws_port(self) -> int:
         return self.listeners.port("seed000")
 
+    @property
+    def streams_port(self) -> int:
+        return self.listeners.port("streams")
+
     def components(self) -> list[Component]:
         return self.assembly.components
 
@@ -168,4 +203,5 @@ class App:
             "sources": [s.status() for s in self.sources],
             "store": self.writer.status(),
             **({"pythd": self.listeners.pythd.status()} if self.listeners.pythd is not None else {}),
+            "candles": self.analytics.candles.status(),
         }

@@ -72,11 +72,12 @@ def serve(settings: Settings) -> int:
     logging.getLogger("aiosqlite").setLevel(logging.WARNING)  # it logs every statement at DEBUG
     from .app import App
     from .products import ProductsFileError
+    from .sources.kite.instruments import InstrumentsError
 
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             runner.run(App(settings).run())
-    except (OSError, ProductsFileError) as exc:  # e.g. a port already in use, a bad products file
+    except (OSError, ProductsFileError, InstrumentsError) as exc:  # e.g. a port in use, a bad products file
         print(f"pricefeed: cannot start: {exc}", file=sys.stderr)
         return 1
     return 0

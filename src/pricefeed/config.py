@@ -14,14 +14,15 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .accounts import parse_publishers
 
 HERMES_STREAM_URL = "https://hermes.pyth.network/v2/updates/price/stream"
-SourceName = Literal["hermes", "sim"]
+SourceName = Literal["hermes", "sim", "kite"]
+KITE_TICKER_URL = "wss://ws.kite.trade"
 LogLevel = Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
 
 
@@ -44,7 +45,7 @@ class Settings(BaseSettings):
         [HERMES_STREAM_URL], description="Pyth Hermes SSE stream URL (repeatable)")
     log_level: LogLevel = Field("INFO", description="Logging level")
     source: Annotated[list[SourceName], NoDecode] = Field(
-        ["hermes"], description="Upstream source: hermes or sim (repeatable)")
+        ["hermes"], description="Upstream source: hermes, sim or kite (repeatable)")
     db: Path = Field(default_factory=default_db_path, description="SQLite file that keeps feeds and last prices")
     config: Path | None = Field(None, description="A TOML or JSON file with any of these settings")
     seed: int | None = Field(None, description="Random seed of the simulated market (deterministic runs)")
@@ -81,8 +82,39 @@ class Settings(BaseSettings):
     slot_interval: float = Field(0.4, gt=0, description="Seconds per slot of the local oracle's slot clock")
     publish_interval: float = Field(1.0, gt=0, description="Seconds between notify_price_sched to publishers")
     products_reload_interval: float = Field(2.0, gt=0, description="Seconds between checks of the products file")
+    sim_equities: bool = Field(True, description="Simulate NSE equities (RELIANCE, TCS, ...) in rupees, with traded "
+                               "quantities and day volume (true or false)")
+    sim_market_hours: bool = Field(True, description="Simulated equities trade in their session only (NSE 09:15-15:30 "
+                                   "IST); false: around the clock, for demos and tests at any hour")
+    streams: bool = Field(True, description="Serve the stream service of seed 004: /ws/stream, /ws/analysis, "
+                          "/ws/alerts, /ws/portfolio, /health, /connections, /test (true or false)")
+    streams_host: str = Field("0.0.0.0", description="Host of the stream service")
+    streams_port: int = Field(8081, ge=0, le=65535, description="Port of the stream service")
+    streams_idle_timeout: float = Field(
+        60.0, gt=0, description="Seconds a stream connection may send nothing and answer no ping before it is closed")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        [], validation_alias=AliasChoices("cors_origins", "PRICEFEED_CORS_ORIGINS", "CORS_ORIGINS"),
+        description="Origins (e.g. http://localhost:3000) allowed to use the stream service from a browser, comma "
+                    "separated or repeated; also the CORS_ORIGINS environment variable (none: every origin)")
+    candle_intervals: Annotated[list[str], NoDecode] = Field(
+        ["1s", "1m", "5m"], description="Candle intervals, e.g. 1s, 1m, 5m, 1h (repeatable)")
+    candle_history: int = Field(100, ge=1, le=100_000,
+                                description="Bars kept, stored and sent on subscribe, per feed and interval")
+    candle_grace: float = Field(2.0, ge=0, le=3600, description="Seconds after its end that a bar without a later "
+                                "tick is closed (late ticks of a feed whose publish time lags)")
+    kite_url: str = Field(KITE_TICKER_URL, description="Kite ticker WebSocket URL")
+    kite_api_key: SecretStr | None = Field(None, description="Kite Connect API key; never logged")
+    kite_access_token: SecretStr | None = Field(None, description="Kite Connect access token; never logged")
+    kite_instruments: Path | None = Field(None, description="Kite's instruments CSV (trading symbols to tokens)")
+    kite_symbols: Annotated[list[str], NoDecode] = Field(
+        [], description="Instruments always streamed and the only ones offered, e.g. RELIANCE or NSE:RELIANCE "
+                        "(repeatable; none: every instrument of the file, streamed when a client asks)")
+    kite_mode: Literal["ltp", "quote", "full"] = Field("full", description="Kite ticker mode: ltp, quote or full")
+    kite_silence_timeout: float = Field(
+        10.0, gt=0, description="Seconds without a tick or heartbeat after which the Kite connection is replaced")
 
-    @field_validator("source", "pyth_sse_url", "feeds", "rpc_publisher", "rpc_origins", mode="before")
+    @field_validator("source", "pyth_sse_url", "feeds", "rpc_publisher", "rpc_origins", "cors_origins",
+                     "candle_intervals", "kite_symbols", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         """Accept ``sim,hermes`` from the environment or a file as well as a list."""
@@ -101,12 +133,36 @@ class Settings(BaseSettings):
         parse_publishers(value)  # raises ValueError with what is wrong
         return value
 
+    @field_validator("candle_intervals")
+    @classmethod
+    def _valid_intervals(cls, value: list[str]) -> list[str]:
+        from .analytics.candles import parse_interval
+
+        return list(dict.fromkeys(parse_interval(text).label for text in value))
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _valid_origins(cls, value: list[str]) -> list[str]:
+        from .policy import OriginPolicy
+
+        OriginPolicy.of(value)  # raises ValueError with what is wrong
+        return value
+
     @field_validator("source")
     @classmethod
     def _no_duplicates(cls, value: list[str]) -> list[str]:
         if not value:
             raise ValueError("at least one source is needed")
         return list(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _kite_complete(self) -> Settings:
+        if "kite" in self.source:
+            missing = [option_name(name) for name in ("kite_instruments", "kite_api_key", "kite_access_token")
+                       if getattr(self, name) is None]
+            if missing:
+                raise ValueError(f"--source kite needs {', '.join(missing)}")
+        return self
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings],

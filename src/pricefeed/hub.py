@@ -138,6 +138,10 @@ class Hub:
             if not by_codec:
                 del self._subscribers[topic]
 
+    def has_subscribers(self, topic: Topic) -> bool:
+        """Whether anyone subscribes to ``topic`` (a listener need not publish what nobody reads)."""
+        return topic in self._subscribers
+
     def subscription_count(self) -> int:
         return sum(len(subs) for by_codec in self._subscribers.values() for subs in by_codec.values())
 
@@ -145,8 +149,18 @@ class Hub:
         return set(self._subscribers)
 
     def demand(self) -> set[FeedId]:
-        """The feeds some client subscribes to (price topics), which upstreams then stream."""
-        return {topic for topic in self._subscribers if topic_kind(topic) == PRICE}
+        """The feeds some client subscribes to, which upstreams then stream: price topics, and the feeds of
+        derived topics computed from one feed's prices (``candles:<feed id>:1m``, ``market:<feed id>``)."""
+        feeds = self.feeds
+        wanted: set[FeedId] = set()
+        for topic in self._subscribers:
+            if topic_kind(topic) == PRICE:
+                wanted.add(topic)
+            else:
+                part = topic.split(":", 2)[1]
+                if part in feeds:
+                    wanted.add(part)
+        return wanted
 
     subscribed_feeds = demand
 

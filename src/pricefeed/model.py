@@ -47,6 +47,15 @@ def scaled(mantissa: int, expo: int) -> float:
     return float(mantissa * 10**expo)
 
 
+def at_expo(mantissa: int, expo: int, target: int) -> int:
+    """``mantissa x 10^expo`` as a mantissa at exponent ``target`` (exact when ``target <= expo``, else rounded)."""
+    if target <= expo:
+        multiplier: int = 10 ** (expo - target)
+        return mantissa * multiplier
+    divisor: int = 10 ** (target - expo)
+    return (mantissa + divisor // 2) // divisor
+
+
 def now_us() -> int:
     """Wall-clock time in microseconds, the unit of every timestamp in the model."""
     return time.time_ns() // 1000
@@ -79,9 +88,43 @@ class Feed:
         return asset_type_key(self.asset_type)
 
 
+CONFIDENCE = "confidence"
+"""The attribute by which a feed says its prices carry no confidence interval: ``"none"`` for an exchange's
+last traded price (Kite, the simulated NSE market). Their updates have ``conf`` 0, which then means "not
+given", not "exact"; ``ema_price`` is the last price and ``ema_conf`` 0 (an exchange publishes no EMA)."""
+
+
+def has_confidence(feed: Feed) -> bool:
+    """Whether a feed's ``conf`` is a real confidence interval (Pyth's are; an exchange's trade price has none)."""
+    return feed.attributes.get(CONFIDENCE) != "none"
+
+
 def asset_type_key(asset_type: str) -> str:
     """An asset type as Hermes and ``/feeds`` filter by it: ``Crypto Index`` is ``crypto_index``."""
     return asset_type.strip().lower().replace(" ", "_")
+
+
+@dataclass(frozen=True, slots=True)
+class DepthLevel:
+    """One level of an order book: price (a mantissa at the update's exponent), quantity and orders."""
+
+    price: int
+    quantity: int
+    orders: int
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """What an exchange feed sends with a trade (Kite's ``quote`` and ``full`` modes): the session's open, high
+    and low, the previous session's close, and the order book's best levels. Prices are mantissas at the
+    update's exponent; None where the exchange sent none."""
+
+    open: int | None = None
+    high: int | None = None
+    low: int | None = None
+    previous_close: int | None = None
+    bids: tuple[DepthLevel, ...] = ()
+    asks: tuple[DepthLevel, ...] = ()
 
 
 @dataclass(slots=True)
@@ -104,6 +147,14 @@ class PriceUpdate:
     slot: int | None = None
     source: str = ""
     seq: int = 0
+    # Exchange feeds trade: the seed-004 stream reports a tick's traded quantity and the day's volume, and
+    # candles sum volume from it. Pyth prices have neither, so they are optional and last (None: not given).
+    volume: int | None = None
+    """The session's traded volume so far, as the exchange counts it (it restarts at each session)."""
+    quantity: int | None = None
+    """The quantity of the last trade."""
+    quote: Quote | None = None
+    """The exchange's session figures and order book, where the source has them."""
 
     @property
     def publish_time(self) -> int:

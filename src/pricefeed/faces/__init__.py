@@ -24,6 +24,7 @@ from .jsonrpc import RPC_LIMITS, PythdApi, create_rpc_server, parse_publishers
 from .rest import create_rest_app
 from .services import Services
 from .simple_ws import Limits, SimpleWsCodec, SimpleWsSession
+from .streams import create_streams_server
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -101,6 +102,12 @@ def build_listeners(services: Services, settings: Settings, oracle: Oracle | Non
         components["api"] = Task("api", server.start, server.close)
         ports["api"] = lambda: server.port
         listeners += [hermes_ws, hermes_sse]
+
+    if settings.streams:
+        streams, stream_listeners = create_streams_server(services, settings)
+        components["streams"] = Task("streams", streams.start, streams.close)
+        ports["streams"] = lambda: streams.port
+        listeners += stream_listeners
 
     return Listening(components, ports, listeners, pythd)
 

@@ -37,7 +37,7 @@ from ..transport.limits import ConnectionLimits
 from ..transport.picows import PicowsConnection, PicowsServer
 from .json_types import json_type
 from .pythd import Directory
-from .rpc_access import Refused, identify, origin_allowed, origin_refusal
+from .rpc_access import Refused, identify, origin_allowed, rpc_origin_policy
 from .rpc_notify import PUBLISH_INTERVAL_S, Notifier, RpcPeer, stagger
 from .rpc_params import ParamError, shown
 from .rpc_params import account as param_account
@@ -355,6 +355,5 @@ def create_rpc_server(api: PythdApi, metrics: Metrics, limits: ConnectionLimits 
         assert isinstance(conn, PicowsConnection)
         return JsonRpcSession(api, conn, lambda: conn.handshake, conn.client_id)
 
-    server = PicowsServer("pythd", _NotAHubSubscriber(), session, limits, metrics)
-    server.screen = lambda handshake: origin_refusal(handshake, api.origins)
-    return server
+    return PicowsServer("pythd", _NotAHubSubscriber(), session, limits, metrics,
+                        origin_policy=rpc_origin_policy(api.origins))

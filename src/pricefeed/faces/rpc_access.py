@@ -4,25 +4,18 @@ Which publisher a connection is comes from its handshake (:class:`Handshake`):
 without configured publishers every connection is pythd's one local publisher,
 or the key it presents; with them, a key must be configured and its secret
 must match. Browsers are refused unless their page's origin is allowed
-(:func:`origin_allowed`), since any web page could otherwise publish through a
+(:func:`rpc_origin_policy`, applied by the transport), since any web page could otherwise publish through a
 pricefeed running on its visitor's machine.
 """
 
 from __future__ import annotations
 
 import hmac
-import logging
 from collections.abc import Collection, Mapping
 
 from ..accounts import DEFAULT_PUBLISHER, parse_key
 from ..contracts import Handshake
-from .rpc_params import shown
-
-log = logging.getLogger(__name__)
-
-_warned_origins: set[str] = set()
-"""Origins whose refusal was logged at warning level (a page may retry in a loop; bounded, origins are free)."""
-_MAX_WARNED_ORIGINS = 100
+from ..policy import OriginPolicy, normalise_origin
 
 
 def credential(handshake: Handshake, name: str) -> str | None:
@@ -61,30 +54,17 @@ def identify(handshake: Handshake, publishers: Mapping[str, str | None]) -> str 
     return key
 
 
-def origin_allowed(origin: str | None, allowed: Collection[str]) -> bool:
-    """Whether a handshake with this ``Origin`` header may use the API.
+def rpc_origin_policy(allowed: Collection[str]) -> OriginPolicy:
+    """Which browser pages may use the API: none unless listed (``--rpc-origins``; ``*`` allows every origin).
 
     Publishing software sends no ``Origin``; a browser always does, for the page that opened the socket. A
-    page on any site could otherwise publish through a pricefeed on the same machine, so a browser origin
-    must be on the allow-list (``--rpc-origins``; ``*`` allows every origin).
+    page on any site could otherwise publish through a pricefeed on the same machine.
     """
-    if origin is None:
-        return True
-    return "*" in allowed or _origin_key(origin) in {_origin_key(entry) for entry in allowed}
+    if "*" in allowed:
+        return OriginPolicy(None, setting="--rpc-origins")
+    return OriginPolicy(frozenset(normalise_origin(o) for o in allowed), setting="--rpc-origins")
 
 
-def _origin_key(origin: str) -> str:
-    return origin.strip().rstrip("/").lower()
-
-
-def origin_refusal(handshake: Handshake, allowed: Collection[str]) -> str | None:
-    """Why an upgrade request is refused (403) for its ``Origin``, or None to let it in."""
-    origin = handshake.headers.get("origin")
-    if origin is None or origin_allowed(origin, allowed):
-        return None
-    first = origin not in _warned_origins and len(_warned_origins) < _MAX_WARNED_ORIGINS
-    if first:
-        _warned_origins.add(origin)
-    log.log(logging.WARNING if first else logging.DEBUG,
-            "pythd API: refused a browser connection from origin %s (allow it with --rpc-origins)", shown(origin))
-    return f"origin {origin[:200]} may not use this API (pricefeed --rpc-origins lists the allowed ones)"
+def origin_allowed(origin: str | None, allowed: Collection[str]) -> bool:
+    """Whether a handshake with this ``Origin`` header may use the API (see :func:`rpc_origin_policy`)."""
+    return rpc_origin_policy(allowed).allows(origin)

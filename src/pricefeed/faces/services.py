@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..analytics import Analytics
 from ..history import PriceHistory
 from ..hub import Hub
 from ..metrics import Metrics
@@ -26,3 +27,5 @@ class Services:
     health: Callable[[], dict[str, Any]]
     status: Callable[[], dict[str, Any]]
     stopping: Callable[[], bool]
+    analytics: Analytics | None = None
+    """Market days and candles (the seed-004 stream service's data)."""

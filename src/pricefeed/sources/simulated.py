@@ -22,6 +22,7 @@ from ..model import Feed, PriceUpdate, Status, now_us
 from ..schedule import MarketSchedule, schedule_of
 from ..slots import SlotClock
 from .base import Source, SourceState
+from .equities import SimulatedEquities
 
 SECONDS_PER_YEAR = 365.25 * 24 * 3600
 EMA_WINDOW_S = 3600.0
@@ -60,13 +61,16 @@ class SimulatedMarket(Source):
     simulated = True
 
     def __init__(self, sink: Sink, *, interval_s: float = 0.4, feed_count: int = len(KNOWN_FEEDS),
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, equities: bool = False, market_hours: bool = True) -> None:
         super().__init__(sink)
         self.interval_s = interval_s
         self._rng = random.Random(seed)
         self._walkers = [self._walker(known) for known in simulated_feeds(feed_count)]
         self._slot_clock = SlotClock()
         self._slot = 0
+        self.equities = SimulatedEquities(self.name, interval_s=interval_s, market_hours=market_hours,
+                                          seed=seed) if equities else None
+        """Seed 004's NSE stocks, in their session only."""
 
     def _walker(self, known: KnownFeed) -> _Walker:
         attributes = known.attributes()
@@ -79,11 +83,13 @@ class SimulatedMarket(Source):
 
     @property
     def feeds(self) -> list[Feed]:
-        return [w.feed for w in self._walkers]
+        return [w.feed for w in self._walkers] + ([] if self.equities is None else self.equities.feeds)
 
     async def start(self) -> None:
         self.sink.add_feeds(self.feeds)
         self._resume_from_hub()
+        if self.equities is not None:
+            self.sink.publish_many(self.equities.resume(self.sink.latest, datetime.now(UTC)))
         self.spawn(self._run(), "sim-market")
         self.set_state(SourceState.CONNECTED)
 
@@ -105,8 +111,11 @@ class SimulatedMarket(Source):
             await asyncio.sleep(max(0.0, next_tick - loop.time()))
             # Catch up by skipping ticks, never by bursting: a real market does not replay missed slots.
             next_tick = max(next_tick + self.interval_s, loop.time())
-            updates = self.tick(None if first else datetime.now(UTC))
+            now = datetime.now(UTC)
+            updates = self.tick(None if first else now)
             first = False
+            if self.equities is not None:
+                updates += self.equities.tick(now, updates[0].publish_time_us if updates else now_us())
             self.mark_message(len(updates))
             self.sink.publish_many(updates)
 
@@ -142,5 +151,7 @@ class SimulatedMarket(Source):
 
     def status(self) -> dict[str, Any]:
         status = super().status()
-        status.update(feeds=len(self._walkers), interval_s=self.interval_s)
+        status.update(feeds=len(self.feeds), interval_s=self.interval_s)
+        if self.equities is not None:
+            status["nse_market"] = "open" if self.equities.is_open(datetime.now(UTC)) else "closed"
         return status

@@ -1,7 +1,7 @@
 """Where feeds and last prices are kept across restarts."""
 
-from .base import Store
+from .base import AnalyticsStore, Store
 from .sqlite import SqliteStore
 from .writer import StoreWriter
 
-__all__ = ["SqliteStore", "Store", "StoreWriter"]
+__all__ = ["AnalyticsStore", "SqliteStore", "Store", "StoreWriter"]

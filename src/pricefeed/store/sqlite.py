@@ -9,6 +9,8 @@ from pathlib import Path
 
 import aiosqlite
 
+from ..analytics.candles import Bar, Interval
+from ..analytics.market import DayStats
 from ..model import Feed, PriceUpdate, Status
 
 log = logging.getLogger(__name__)
@@ -36,7 +38,38 @@ CREATE TABLE IF NOT EXISTS latest (
     source TEXT NOT NULL,
     seq INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS candles (
+    feed_id TEXT NOT NULL,
+    interval_us INTEGER NOT NULL,
+    start_us INTEGER NOT NULL,
+    expo INTEGER NOT NULL,
+    open INTEGER NOT NULL,
+    high INTEGER NOT NULL,
+    low INTEGER NOT NULL,
+    close INTEGER NOT NULL,
+    volume INTEGER,
+    ticks INTEGER NOT NULL,
+    day_volume INTEGER,
+    last_us INTEGER NOT NULL,
+    final INTEGER NOT NULL,
+    PRIMARY KEY (feed_id, interval_us, start_us)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS candles_by_time ON candles (interval_us, start_us);
+CREATE TABLE IF NOT EXISTS market_days (
+    feed_id TEXT PRIMARY KEY,
+    day INTEGER NOT NULL,
+    expo INTEGER NOT NULL,
+    open INTEGER NOT NULL,
+    high INTEGER NOT NULL,
+    low INTEGER NOT NULL,
+    close INTEGER NOT NULL,
+    previous_close INTEGER,
+    volume INTEGER,
+    last_us INTEGER NOT NULL
+);
 """
+_LATEST_ADDED = {"volume": "INTEGER", "quantity": "INTEGER"}
+"""Columns of ``latest`` newer than the first schema; an older file gets them on open."""
 
 
 class SqliteStore:
@@ -58,6 +91,11 @@ class SqliteStore:
         await self._db.execute("PRAGMA journal_mode=WAL")
         await self._db.execute("PRAGMA synchronous=NORMAL")
         await self._db.executescript(_SCHEMA)
+        async with self._db.execute("PRAGMA table_info(latest)") as rows:
+            columns = {row[1] async for row in rows}
+        for name, kind in _LATEST_ADDED.items():
+            if name not in columns:
+                await self._db.execute(f"ALTER TABLE latest ADD COLUMN {name} {kind}")
         await self._db.commit()
 
     async def load_feeds(self) -> list[Feed]:
@@ -67,11 +105,11 @@ class SqliteStore:
 
     async def load_latest(self) -> list[PriceUpdate]:
         query = ("SELECT feed_id, price, conf, expo, publish_time_us, ema_price, ema_conf, status,"
-                 " prev_publish_time_us, slot, source, seq FROM latest")
+                 " prev_publish_time_us, slot, source, seq, volume, quantity FROM latest")
         async with self.db.execute(query) as rows:
             return [PriceUpdate(feed_id=r[0], price=r[1], conf=r[2], expo=r[3], publish_time_us=r[4],
                                 ema_price=r[5], ema_conf=r[6], status=Status(r[7]), prev_publish_time_us=r[8],
-                                slot=r[9], source=r[10], seq=r[11]) async for r in rows]
+                                slot=r[9], source=r[10], seq=r[11], volume=r[12], quantity=r[13]) async for r in rows]
 
     async def save_feeds(self, feeds: Iterable[Feed]) -> None:
         rows = [(f.id, f.symbol, f.expo, f.source, int(f.simulated), json.dumps(dict(f.attributes)))
@@ -81,8 +119,44 @@ class SqliteStore:
 
     async def save_latest(self, updates: Iterable[PriceUpdate]) -> None:
         rows = [(u.feed_id, u.price, u.conf, u.expo, u.publish_time_us, u.ema_price, u.ema_conf, str(u.status),
-                 u.prev_publish_time_us, u.slot, u.source, u.seq) for u in updates]
-        await self.db.executemany("INSERT OR REPLACE INTO latest VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                 u.prev_publish_time_us, u.slot, u.source, u.seq, u.volume, u.quantity) for u in updates]
+        await self.db.executemany(
+            "INSERT OR REPLACE INTO latest (feed_id, price, conf, expo, publish_time_us, ema_price, ema_conf, status,"
+            " prev_publish_time_us, slot, source, seq, volume, quantity) VALUES"
+            " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        await self.db.commit()
+
+    # -- derived state: candles and trading days -------------------------------------------------
+
+    async def load_bars(self, intervals: Iterable[Interval], keep: int, now_us: int) -> list[Bar]:
+        bars: list[Bar] = []
+        for interval in intervals:
+            since = now_us - now_us % interval.us - keep * interval.us
+            query = ("SELECT feed_id, start_us, expo, open, high, low, close, volume, ticks, day_volume, last_us, final"
+                     " FROM candles WHERE interval_us = ? AND start_us >= ? ORDER BY feed_id, start_us")
+            async with self.db.execute(query, (interval.us, since)) as rows:
+                bars += [Bar(r[0], interval, r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], bool(r[11]))
+                         async for r in rows]
+        return bars
+
+    async def save_bars(self, bars: Iterable[Bar], intervals: Iterable[Interval], keep: int, now_us: int) -> None:
+        rows = [(b.feed_id, b.interval.us, b.start_us, b.expo, b.open, b.high, b.low, b.close, b.volume, b.ticks,
+                 b.day_volume, b.last_us, int(b.final)) for b in bars]
+        await self.db.executemany("INSERT OR REPLACE INTO candles VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        for interval in intervals:
+            since = now_us - now_us % interval.us - keep * interval.us
+            await self.db.execute("DELETE FROM candles WHERE interval_us = ? AND start_us < ?", (interval.us, since))
+        await self.db.commit()
+
+    async def load_days(self) -> list[DayStats]:
+        query = "SELECT feed_id, day, expo, open, high, low, close, previous_close, volume, last_us FROM market_days"
+        async with self.db.execute(query) as rows:
+            return [DayStats(*r) async for r in rows]
+
+    async def save_days(self, days: Iterable[DayStats]) -> None:
+        rows = [(d.feed_id, d.day, d.expo, d.open, d.high, d.low, d.close, d.previous_close, d.volume, d.last_us)
+                for d in days]
+        await self.db.executemany("INSERT OR REPLACE INTO market_days VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         await self.db.commit()
 
     async def close(self) -> None:

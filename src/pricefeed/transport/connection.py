@@ -42,6 +42,8 @@ class Owner(Protocol):
 
     def slow_closed(self, connection: Connection) -> None: ...
 
+    def refused(self, reason: str) -> None: ...
+
 
 class Connection:
     """A client connection: outbox, limits and closing, independent of the socket library."""
@@ -59,7 +61,7 @@ class Connection:
         self.outbox = Outbox()
         self.connected_at = time.time()
         self.messages_sent = 0
-        """Writes to the socket (each carries one or more messages)."""
+        """Messages written to the socket (one write may carry several)."""
         self._write: Callable[[bytes], None] | None = None
         self._paused_since: float | None = None
         self._closing = False
@@ -128,7 +130,7 @@ class Connection:
         if self._paused_since is None and write is not None and not self.outbox and not self._closing:
             # The common case, kept to one write: nothing is queued and the socket takes data.
             write(self.render(frames.values()))
-            self.messages_sent += 1
+            self.messages_sent += len(frames)
             return
         put = self.outbox.put
         for topic, frame_bytes in frames.items():
@@ -155,8 +157,9 @@ class Connection:
         if self._paused_since is not None:
             self.check_slow()
             return
-        write(self.render(self.outbox.take_frames()))
-        self.messages_sent += 1
+        frames = self.outbox.take_frames()
+        write(self.render(frames))
+        self.messages_sent += len(frames)
 
     def check_slow(self) -> bool:
         """Close a connection that is over its byte bound or blocked too long; True if it was closed."""

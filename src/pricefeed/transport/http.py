@@ -17,10 +17,11 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import uvicorn
-from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.responses import PlainTextResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from ..policy import OriginPolicy
 from .listener import Listener
 from .sansio_ws import upgrade_protocol
 
@@ -101,6 +102,24 @@ class TakeOver(Response):
         take_over(self.make)
 
 
+class OriginGuard:
+    """ASGI middleware: an HTTP request from a browser origin the policy refuses gets 403 (WebSocket upgrades
+    are checked by our upgrade protocol, before the app)."""
+
+    def __init__(self, app: ASGIApp, policy: OriginPolicy) -> None:
+        self.app = app
+        self.policy = policy
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not self.policy.allows_any:
+            headers = {k: v.decode("latin-1") for k, v in scope["headers"] if k in (b"origin", b"host")}
+            refusal = self.policy.refusal(headers.get(b"origin"), headers.get(b"host"))
+            if refusal is not None:
+                await PlainTextResponse(refusal, status_code=403)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 class _Embedded(uvicorn.Server):
     """uvicorn inside our loop: the app, not uvicorn, owns the signals."""
 
@@ -113,7 +132,9 @@ class ApiServer:
     """The API port: an ASGI app for requests, our listeners for WebSockets (by path) and streams."""
 
     def __init__(self, app: Any, host: str, port: int, websockets: Mapping[str, Listener],
-                 streams: list[Listener], header_timeout_s: float = 10.0) -> None:
+                 streams: list[Listener], header_timeout_s: float = 10.0,
+                 description: str = "REST API (docs at /docs, metrics at /metrics)") -> None:
+        self.description = description
         self.websockets = dict(websockets)
         self.listeners = [*dict.fromkeys([*self.websockets.values(), *streams])]
         http = type("PricefeedHttpProtocol", (ApiHttpProtocol,), {"header_timeout_s": header_timeout_s})
@@ -123,14 +144,14 @@ class ApiServer:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._server.serve(), name="api-server")
+        self._task = asyncio.create_task(self._server.serve(), name=f"http-server-{id(self):x}")
         while not self._server.started:
             if self._task.done():
                 self._task.result()  # re-raises why it failed (e.g. port in use)
                 raise RuntimeError("the API server stopped during start-up")
             await asyncio.sleep(0.01)
         config = self._server.config
-        log.info("REST API on http://%s:%d (docs at /docs, metrics at /metrics)", config.host, self.port)
+        log.info("%s on http://%s:%d", self.description, config.host, self.port)
 
     @property
     def port(self) -> int:

@@ -20,6 +20,9 @@ class ConnectionLimits:
     """A connection that cannot be written to for this long is closed with 1008."""
     idle_timeout_s: float = 10.0
     """A connection that has not completed its handshake (or request head) by then is dropped."""
+    ping_interval_s: float = 30.0
+    """A WebSocket on an API-style port is pinged this often; one that has sent nothing and answered no ping
+    since the previous ping is closed (Hermes' 30 s)."""
 
 
 class TokenBucket:

@@ -9,20 +9,26 @@ from collections.abc import Callable
 
 from ..contracts import CloseCode, Codec, Handshake
 from ..metrics import Metrics
+from ..policy import ANY_ORIGIN, OriginPolicy
 from .connection import Connection, SessionFactory
 from .limits import ConnectionLimits
 
 log = logging.getLogger(__name__)
 
 SWEEP_INTERVAL_S = 1.0
+MAX_WARNED_ORIGINS = 100
+"""Origins whose refusal is logged at warning level (a page may retry in a loop; origins are free to make up)."""
 
 
 class Listener:
     """The connections of one face; a sweep closes the ones that stopped reading even when nothing is sent."""
 
     def __init__(self, face: str, codec: Codec, session_factory: SessionFactory, limits: ConnectionLimits,
-                 metrics: Metrics, wrap: Callable[[Codec], Codec] = lambda codec: codec) -> None:
+                 metrics: Metrics, wrap: Callable[[Codec], Codec] = lambda codec: codec,
+                 origin_policy: OriginPolicy = ANY_ORIGIN) -> None:
         self.face = face
+        self.origin_policy = origin_policy
+        """Browser origins allowed to connect (a refused handshake gets 403)."""
         self._wrap = wrap
         self._wire_codecs: dict[Codec, Codec] = {}
         self.codec = self.wire_codec(codec)
@@ -38,8 +44,7 @@ class Listener:
         """Set whenever the last connection goes, so a shutdown can wait for it."""
         self.on_sweep: Callable[[Connection], None] | None = None
         """Per-connection work on each sweep (e.g. the API port's WebSocket pings)."""
-        self.screen: Callable[[Handshake], str | None] | None = None
-        """Why a handshake is refused (403 with that text), or None to let it in (e.g. browser origins)."""
+        self._warned_origins: set[str] = set()
 
     def wire_codec(self, codec: Codec) -> Codec:
         """A face's codec as this listener writes it (framed for WebSockets), one instance per codec, so the
@@ -70,10 +75,16 @@ class Listener:
         self._refusals.labels(self.face, reason).inc()
 
     def refusal(self, handshake: Handshake) -> str | None:
-        """Why this face refuses a handshake (counted), or None."""
-        why = None if self.screen is None else self.screen(handshake)
-        if why is not None:
-            self.refused("screened")
+        """Why this face refuses a handshake (its 403 body), or None; counted, and logged once per origin."""
+        origin = handshake.headers.get("origin")
+        why = self.origin_policy.refusal(origin, handshake.headers.get("host"))
+        if why is not None and origin is not None:
+            self.refused("origin")
+            first = origin not in self._warned_origins and len(self._warned_origins) < MAX_WARNED_ORIGINS
+            if first:
+                self._warned_origins.add(origin)
+            log.log(logging.WARNING if first else logging.DEBUG, "%s: refused a browser connection from origin %r"
+                    " (allow it with %s)", self.face, origin[:200], self.origin_policy.setting)
         return why
 
     def queued_bytes(self) -> int:

@@ -28,6 +28,7 @@ from picows import (
 
 from ..contracts import CloseCode, Codec, Handshake
 from ..metrics import Metrics
+from ..policy import ANY_ORIGIN, OriginPolicy
 from .connection import Connection, SessionFactory
 from .limits import ConnectionLimits
 from .listener import Listener
@@ -151,8 +152,8 @@ class PicowsServer(Listener):
     """A listening socket whose connections speak one face, on picows."""
 
     def __init__(self, face: str, codec: Codec, session_factory: SessionFactory, limits: ConnectionLimits,
-                 metrics: Metrics) -> None:
-        super().__init__(face, codec, session_factory, limits, metrics, wrap=FramedCodec)
+                 metrics: Metrics, origin_policy: OriginPolicy = ANY_ORIGIN) -> None:
+        super().__init__(face, codec, session_factory, limits, metrics, wrap=FramedCodec, origin_policy=origin_policy)
         self._server: asyncio.Server | None = None
 
     def _upgrade(self, request: WSUpgradeRequest) -> PicowsConnection | WSUpgradeResponseWithListener:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from typing import cast
@@ -31,7 +32,8 @@ _protocol_log = logging.getLogger(__name__ + ".protocol")
 _protocol_log.setLevel(logging.WARNING)  # websockets logs each connection at INFO; ours are at DEBUG
 
 PING_INTERVAL_S = 30.0
-"""Hermes pings every 30 s (ws.rs) and drops a peer that has not answered by the next ping."""
+"""Hermes pings every 30 s (ws.rs) and drops a peer that has not answered by the next ping (the default of
+``ConnectionLimits.ping_interval_s``)."""
 
 
 class SansIoWebSocket(Connection, asyncio.Protocol):
@@ -44,7 +46,7 @@ class SansIoWebSocket(Connection, asyncio.Protocol):
         self._fragments: list[bytes] = []
         self._fragment_is_text = True
         self._ping_sent_at: float | None = None
-        self._last_ping_at = -PING_INTERVAL_S  # Hermes pings at once on connect
+        self._last_ping_at = -math.inf  # Hermes pings at once on connect
         Connection.__init__(self, listener, handshake)
 
     # -- asyncio.Protocol -----------------------------------------------------------
@@ -84,8 +86,8 @@ class SansIoWebSocket(Connection, asyncio.Protocol):
 
     def _on_frame(self, event: Frame) -> None:
         opcode = event.opcode
+        self._ping_sent_at = None  # a peer that speaks is alive, whether it answers pings or not
         if opcode is Opcode.PONG:
-            self._ping_sent_at = None
             return
         if opcode in (Opcode.PING, Opcode.CLOSE) or self.closing:
             return  # the protocol answers pings and closes itself
@@ -99,11 +101,12 @@ class SansIoWebSocket(Connection, asyncio.Protocol):
             self.receive_message(message, self._fragment_is_text)
 
     def ping(self, now: float) -> None:
-        """Ping every :data:`PING_INTERVAL_S`; a peer that left the previous ping unanswered is closed."""
-        if now - self._last_ping_at < PING_INTERVAL_S or self.closing:
+        """Ping every ``limits.ping_interval_s``; a peer that has sent nothing since the previous ping is closed."""
+        if now - self._last_ping_at < self.limits.ping_interval_s or self.closing:
             return
         if self._ping_sent_at is not None:
             self.close(CloseCode.POLICY_VIOLATION, "no pong to the last ping", abort=True)
+            self.listener.refused("idle")
             return
         self._last_ping_at = self._ping_sent_at = now
         self.protocol.send_ping(b"")
@@ -185,8 +188,11 @@ class WebSocketUpgrade(asyncio.Protocol):
         handshake = Handshake.of(request.path, headers)
         listener = self.routes.get(handshake.path)
         protocol = self.protocol
+        refusal = None if listener is None else listener.refusal(handshake)
         if listener is None:
             response = protocol.reject(404, f"no WebSocket endpoint at {handshake.path}\n")
+        elif refusal is not None:
+            response = protocol.reject(403, refusal)
         elif (problem := unsupported_version(headers)) is not None:
             listener.refused("version")
             response = protocol.reject(426, problem + "\n")

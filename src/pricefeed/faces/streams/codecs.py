@@ -1,0 +1,168 @@
+"""What /ws/stream sends: the seed's ``data`` message, and the ticks, candles and market data a client may
+choose in its ``subscribe`` (``data_types``). One instance of each codec serves every connection, so the
+hub encodes each topic once per pass.
+
+Every one is ``{"type": "data", "symbol", "timestamp", "data": {...}}`` as the seed shows; the chosen
+types add ``data_type`` (``tick``, ``candle``, ``market``) so a client can tell them apart. ``change``
+counts from the previous session's close, or from the day's first price where none is known (see
+:meth:`~pricefeed.analytics.market.MarketDays.change`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import orjson
+
+from ...analytics import Analytics
+from ...analytics.candles import Bar
+from ...analytics.market import DayStats
+from ...model import DepthLevel, PriceUpdate, now_us, scaled
+from ...topics import Topic
+from ..simple_ws import iso_time
+from .symbols import SymbolIndex
+
+FACE = "streams"
+
+
+def _iso_date(day: int) -> str:
+    return date.fromordinal(day).isoformat()
+
+
+def percent_of(change: int, reference: int) -> float:
+    """``change`` in percent of ``reference``, two decimals as the seed shows (never ``-0.0``)."""
+    return round(change * 100 / reference, 2) + 0.0 if reference else 0.0
+
+
+class _Context:
+    """What the codecs read besides the item: symbols, and the trading days for ``change``."""
+
+    def __init__(self, symbols: SymbolIndex, analytics: Analytics | None) -> None:
+        self.symbols = symbols
+        self.analytics = analytics
+
+    def change(self, update: PriceUpdate) -> tuple[float | None, float | None]:
+        found = None if self.analytics is None else self.analytics.days.change(update)
+        if found is None:
+            return None, None
+        change, reference = found
+        return scaled(change, update.expo), percent_of(change, reference)
+
+    def market_status(self, feed_id: str) -> str:
+        if self.analytics is None:
+            return "open"
+        return "open" if self.analytics.clock.schedule(feed_id).is_open(datetime.now(UTC)) else "closed"
+
+
+class DataCodec:
+    """The seed's ``data`` message: price, the day's volume, change and change in percent."""
+
+    face = FACE
+
+    def __init__(self, context: _Context) -> None:
+        self.context = context
+
+    def encode(self, topic: Topic, item: object) -> bytes:
+        assert isinstance(item, PriceUpdate)
+        change, percent = self.context.change(item)
+        return orjson.dumps({
+            "type": "data", "symbol": self.context.symbols.symbol_of(item.feed_id),
+            "timestamp": iso_time(item.publish_time_us),
+            "data": {"price": scaled(item.price, item.expo), "volume": item.volume, "change": change,
+                     "change_percent": percent},
+        })
+
+
+class TickCodec:
+    """``tick``: each price as it comes, with its traded quantity and sequence number."""
+
+    face = FACE
+
+    def __init__(self, context: _Context) -> None:
+        self.context = context
+
+    def encode(self, topic: Topic, item: object) -> bytes:
+        assert isinstance(item, PriceUpdate)
+        change, percent = self.context.change(item)
+        return orjson.dumps({
+            "type": "data", "data_type": "tick", "symbol": self.context.symbols.symbol_of(item.feed_id),
+            "timestamp": iso_time(item.publish_time_us),
+            "data": {"price": scaled(item.price, item.expo), "quantity": item.quantity, "volume": item.volume,
+                     "change": change, "change_percent": percent, "status": str(item.status), "seq": item.seq},
+        })
+
+
+def candle_fields(bar: Bar) -> dict[str, Any]:
+    expo = bar.expo
+    return {"interval": bar.interval.label, "start": iso_time(bar.start_us), "end": iso_time(bar.end_us),
+            "open": scaled(bar.open, expo), "high": scaled(bar.high, expo), "low": scaled(bar.low, expo),
+            "close": scaled(bar.close, expo), "volume": bar.volume, "ticks": bar.ticks, "final": bar.final}
+
+
+class CandleCodec:
+    """``candle_<interval>``: the forming bar as ticks change it (``final`` false), then once final."""
+
+    face = FACE
+
+    def __init__(self, context: _Context) -> None:
+        self.context = context
+
+    def encode(self, topic: Topic, item: object) -> bytes:
+        assert isinstance(item, Bar)
+        return orjson.dumps({
+            "type": "data", "data_type": "candle", "symbol": self.context.symbols.symbol_of(item.feed_id),
+            "timestamp": iso_time(item.last_us), "data": candle_fields(item),
+        })
+
+
+def _levels(levels: tuple[DepthLevel, ...], expo: int) -> list[dict[str, Any]]:
+    return [{"price": scaled(level.price, expo), "quantity": level.quantity, "orders": level.orders}
+            for level in levels]
+
+
+class MarketCodec:
+    """``market``: the trading day so far (open, high, low, last, previous close, volume), whether the market
+    is open, and the best bid and ask and the depth where the source has them."""
+
+    face = FACE
+
+    def __init__(self, context: _Context) -> None:
+        self.context = context
+
+    def encode(self, topic: Topic, item: object) -> bytes:
+        assert isinstance(item, DayStats)
+        expo = item.expo
+        quote = None if item.last is None else item.last.quote
+        last_expo = expo if item.last is None else item.last.expo
+        bids = () if quote is None else quote.bids
+        asks = () if quote is None else quote.asks
+        reference = item.reference()
+        data: dict[str, Any] = {
+            "market_status": self.context.market_status(item.feed_id),
+            "session_date": _iso_date(item.day),
+            "last_price": scaled(item.close, expo), "open": scaled(item.open, expo), "high": scaled(item.high, expo),
+            "low": scaled(item.low, expo),
+            "previous_close": None if item.previous_close is None else scaled(item.previous_close, expo),
+            "volume": item.volume, "change": scaled(item.close - reference, expo),
+            "change_percent": percent_of(item.close - reference, reference),
+            "bid": scaled(bids[0].price, last_expo) if bids else None,
+            "ask": scaled(asks[0].price, last_expo) if asks else None,
+        }
+        if bids or asks:
+            data["depth"] = {"buy": _levels(bids, last_expo), "sell": _levels(asks, last_expo)}
+        return orjson.dumps({
+            "type": "data", "data_type": "market", "symbol": self.context.symbols.symbol_of(item.feed_id),
+            "timestamp": iso_time(item.last_us or now_us()), "data": data,
+        })
+
+
+class StreamCodecs:
+    """The codecs of the stream service, sharing one context."""
+
+    def __init__(self, symbols: SymbolIndex, analytics: Analytics | None) -> None:
+        context = _Context(symbols, analytics)
+        self.data = DataCodec(context)
+        self.tick = TickCodec(context)
+        self.candle = CandleCodec(context)
+        self.market = MarketCodec(context)

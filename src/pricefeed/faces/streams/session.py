@@ -1,0 +1,250 @@
+"""The seed-004 protocol for one connection, without I/O: the same on every endpoint.
+
+``subscribe``/``unsubscribe`` a ``symbol`` (answered with ``subscription``),
+``heartbeat`` (answered with its ``ack``), ``ping`` (``pong``); anything else
+gets an ``error`` that says what was expected, and the connection goes on. On
+/ws/stream a subscription brings the latest price at once, then each new one;
+a client that names ``data_types`` gets those instead (ticks, candles with
+the recent bars first, market data).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from ...analytics import Analytics
+from ...analytics.candles import Interval, final_topic, forming_topic
+from ...analytics.market import market_topic
+from ...contracts import Codec, Peer, Subscriber
+from ...hub import Hub
+from ...model import FeedId
+from ...topics import Topic
+from ..json_types import describe, json_type
+from .codecs import StreamCodecs
+from .endpoints import CANDLE_PREFIX, MARKET, TICK, Endpoint, parse_data_types
+from .messages import INVALID_JSON, MESSAGE_TYPES, connection, error, heartbeat_ack, pong
+from .messages import subscription as subscription_reply
+from .symbols import SymbolIndex
+
+SHOWN_SYMBOLS = 40
+"""How many known symbols an unknown-symbol error lists."""
+
+
+@dataclass(slots=True)
+class Subscription:
+    symbol: str
+    feed_id: FeedId
+    data_types: list[str] | None
+    topics: list[tuple[Topic, Subscriber]] = field(default_factory=list)
+
+
+class FinalLane:
+    """Delivers closed candles into a connection without conflation: each final bar is sent once, even to a
+    client that is behind, and one already sent in the subscribe snapshot is not sent again."""
+
+    __slots__ = ("_count", "_lane", "_sent", "codec")
+
+    def __init__(self, lane: Subscriber) -> None:
+        self._lane = lane
+        self.codec = lane.codec
+        self._count = 0
+        self._sent: dict[Topic, bytes] = {}
+        """Per topic, the last final of the snapshot (the hub may still be about to deliver it)."""
+
+    def sent_in_snapshot(self, topic: Topic, payload: bytes) -> None:
+        self._sent[topic] = payload
+
+    def deliver(self, frames: dict[Topic, bytes]) -> None:
+        unique: dict[Topic, bytes] = {}
+        for topic, frame in frames.items():
+            sent = self._sent.pop(topic, None)
+            if sent is not None and frame.endswith(sent):
+                continue
+            self._count += 1
+            unique[f"{topic}#{self._count}"] = frame  # a key of its own: never replaced in the outbox
+        if unique:
+            self._lane.deliver(unique)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamContext:
+    """What every session of the service shares."""
+
+    hub: Hub
+    symbols: SymbolIndex
+    codecs: StreamCodecs
+    analytics: Analytics | None
+    max_subscriptions: int = 1000
+
+    @property
+    def intervals(self) -> tuple[Interval, ...]:
+        return () if self.analytics is None else self.analytics.candles.intervals
+
+
+class StreamSession:
+    def __init__(self, endpoint: Endpoint, context: StreamContext, peer: Peer) -> None:
+        self.endpoint = endpoint
+        self.context = context
+        self.hub = context.hub
+        self.peer = peer
+        self.subscriptions: dict[FeedId, Subscription] = {}
+        self._lanes: dict[Codec, Subscriber] = {}
+        self._finals: FinalLane | None = None
+        self._handlers: dict[str, Callable[[dict[str, Any]], None]] = {
+            "subscribe": self._subscribe, "unsubscribe": self._unsubscribe,
+            "heartbeat": lambda _: self.peer.send(heartbeat_ack()),
+            "ping": lambda _: self.peer.send(pong()),
+        }
+
+    def opened(self) -> None:
+        self.peer.send(connection())
+
+    def closed(self) -> None:
+        for feed_id in list(self.subscriptions):
+            self._drop(feed_id)
+
+    def receive_binary(self, data: bytes) -> None:
+        self._error("binary frames are not supported: send JSON messages as text frames")
+
+    def receive_text(self, text: str | bytes) -> None:
+        try:
+            message = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            self._error(INVALID_JSON)
+            return
+        expected = ", ".join(MESSAGE_TYPES)
+        if not isinstance(message, dict):
+            self._error(f"message must be a JSON object with a \"type\", got {json_type(message)}")
+            return
+        kind = message.get("type")
+        handler = self._handlers.get(kind) if isinstance(kind, str) else None
+        if handler is None:
+            if kind is None:
+                self._error(f"missing \"type\": expected one of {expected}")
+            else:
+                self._error(f"unknown message type {describe(kind)}: expected one of {expected}")
+            return
+        handler(message)
+
+    # -- commands ---------------------------------------------------------------------
+
+    def _subscribe(self, message: dict[str, Any]) -> None:
+        feed_id, symbol = self._resolve(message, "subscribe")
+        if feed_id is None:
+            return
+        data_types = None
+        if "data_types" in message:
+            if not self.endpoint.carries_data:
+                self._error(f"{self.endpoint.path} has no data types to choose: \"data_types\" is for /ws/stream")
+                return
+            try:
+                data_types = parse_data_types(message["data_types"], self.context.intervals)
+            except ValueError as exc:
+                self._error(str(exc))
+                return
+        if feed_id not in self.subscriptions and len(self.subscriptions) >= self.context.max_subscriptions:
+            self._error(f"subscription limit reached: at most {self.context.max_subscriptions} symbols per "
+                        f"connection; {symbol} was not subscribed")
+            return
+        self._drop(feed_id)  # a repeated subscribe replaces the choice of data types
+        subscription = self.subscriptions[feed_id] = Subscription(symbol, feed_id, data_types)
+        self.peer.send(subscription_reply("subscribed", symbol, data_types))
+        if self.endpoint.carries_data:
+            self._start(subscription)
+
+    def _unsubscribe(self, message: dict[str, Any]) -> None:
+        feed_id, symbol = self._resolve(message, "unsubscribe")
+        if feed_id is None:
+            return
+        self._drop(feed_id)
+        self.peer.send(subscription_reply("unsubscribed", symbol))
+
+    def _resolve(self, message: dict[str, Any], command: str) -> tuple[FeedId | None, str]:
+        """The feed a message's ``symbol`` names and its canonical symbol, or None after sending the error."""
+        raw = message.get("symbol")
+        if raw is None:
+            self._error(f"{command} needs a \"symbol\", e.g. {{\"type\": \"{command}\", \"symbol\": \"RELIANCE\"}}")
+            return None, ""
+        if not isinstance(raw, str) or not raw.strip():
+            self._error(f"\"symbol\" must be a non-empty string, got {describe(raw)}")
+            return None, ""
+        symbols = self.context.symbols
+        feed_id = symbols.resolve(raw)
+        if feed_id is None:
+            known = symbols.known()
+            shown = ", ".join(known[:SHOWN_SYMBOLS]) + (f" and {len(known) - SHOWN_SYMBOLS} more"
+                                                       if len(known) > SHOWN_SYMBOLS else "")
+            self._error(f"unknown symbol {describe(raw)}: known symbols are {shown or 'none yet'}")
+            return None, ""
+        return feed_id, symbols.symbol_of(feed_id)
+
+    def _error(self, text: str) -> None:
+        self.peer.send(error(text))
+
+    # -- what a subscription carries ----------------------------------------------------------
+
+    def _start(self, subscription: Subscription) -> None:
+        """Send what is known at once (the latest price, the recent candles), then subscribe to what comes."""
+        feed_id, codecs, hub = subscription.feed_id, self.context.codecs, self.hub
+        latest = hub.latest.get(feed_id)
+        topics = subscription.topics
+        if subscription.data_types is None:
+            if latest is not None:
+                self.peer.send_price(feed_id, codecs.data.encode(feed_id, latest))
+            topics.append((feed_id, self.peer))
+        for name in subscription.data_types or ():
+            if name == TICK:
+                if latest is not None:
+                    self.peer.send_price(feed_id, codecs.tick.encode(feed_id, latest))
+                topics.append((feed_id, self._lane(codecs.tick)))
+            elif name == MARKET:
+                topic = market_topic(feed_id)
+                stats = None if self.context.analytics is None else self.context.analytics.days.stats.get(feed_id)
+                if stats is not None:
+                    self.peer.send_price(topic, codecs.market.encode(topic, stats))
+                topics.append((topic, self._lane(codecs.market)))
+            elif name.startswith(CANDLE_PREFIX):
+                topics += self._start_candles(feed_id, name.removeprefix(CANDLE_PREFIX))
+        for topic, subscriber in topics:
+            hub.subscribe(topic, subscriber)
+
+    def _start_candles(self, feed_id: FeedId, label: str) -> list[tuple[Topic, Subscriber]]:
+        analytics = self.context.analytics
+        interval = next(i for i in self.context.intervals if i.label == label)
+        assert analytics is not None
+        codec = self.context.codecs.candle
+        finals, forming = analytics.candles.recent(feed_id, interval)
+        final, current = final_topic(feed_id, interval), forming_topic(feed_id, interval)
+        lane = self._final_lane()
+        payload = b""
+        for bar in finals:
+            payload = codec.encode(final, bar)
+            self.peer.send(payload)
+        if payload:
+            lane.sent_in_snapshot(final, payload)
+        if forming is not None:
+            self.peer.send_price(current, codec.encode(current, forming))
+        return [(final, lane), (current, self._lane(codec))]
+
+    def _lane(self, codec: Codec) -> Subscriber:
+        lane = self._lanes.get(codec)
+        if lane is None:
+            lane = self._lanes[codec] = self.peer.lane(codec)
+        return lane
+
+    def _final_lane(self) -> FinalLane:
+        if self._finals is None:
+            self._finals = FinalLane(self.peer.lane(self.context.codecs.candle))
+        return self._finals
+
+    def _drop(self, feed_id: FeedId) -> None:
+        subscription = self.subscriptions.pop(feed_id, None)
+        if subscription is None:
+            return
+        for topic, subscriber in subscription.topics:
+            self.hub.unsubscribe(topic, subscriber)
+            self.peer.discard_price(topic)
