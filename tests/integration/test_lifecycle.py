@@ -152,8 +152,12 @@ async def test_prices_of_a_source_that_is_not_running_are_not_served_after_a_res
         latest = await hermes.get("/v2/updates/price/latest", **{"ids[]": BTC})
         status = (await hermes.get("/status")).json()
         feed = (await hermes.get(f"/feeds/{BTC}")).json()
+        health = (await hermes.get("/health")).json()
     finally:
         await hermes.stop()
     assert latest.status_code == 404
+    # No price at all is said as such, not as "all feeds are stale" (which /feeds would contradict).
+    assert any(reason.startswith("no prices yet for any of the") for reason in health["reasons"])
+    assert not any("stale" in reason for reason in health["reasons"])
     assert status["simulated"] is False
     assert feed["price"] is None and feed["status"] == "unknown" and feed["stale"] is False
