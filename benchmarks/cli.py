@@ -42,7 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--system", action="append", choices=SYSTEMS, metavar="NAME",
                         help=f"measure only this system (repeatable; {', '.join(SYSTEMS)}; default: all). "
                              "pricefeed is its seed-000 WebSocket; hermes-ws and hermes-sse are its Hermes /ws and "
-                             f"SSE faces on the API port ({', '.join(FANOUT_ONLY)}: fanout scenario only)")
+                             "SSE faces on the API port, streams its seed-004 /ws/stream on the stream service "
+                             f"({', '.join(FANOUT_ONLY)}: fanout scenario only)")
     parser.add_argument("--json", type=Path, default=Path("bench-results.json"), metavar="FILE",
                         help="write the results here (default: bench-results.json)")
     parser.add_argument("--plot", type=Path, default=None, metavar="FILE",
@@ -120,9 +121,11 @@ def run(args: argparse.Namespace) -> int:
                               "holds one seed-000 connection to the same server and dates each Hermes delivery "
                               "by the millisecond publish_time of the same update (feed id, price and conf "
                               "mantissas) seen there; undated_samples counts deliveries it never saw",
+            "streams_latency": "/ws/stream's data messages carry the publish_time of their price as timestamp "
+                               "(milliseconds), and are dated by it as seed-000 messages are",
             "deliveries": "every price message received by every client during the measurement window: a text "
-                          "frame on the seed-000 face and Hermes /ws (one per feed per pass), a parsed item of "
-                          "an SSE event on Hermes' stream (one event per pass carries every feed that moved)",
+                          "frame on the seed-000 face, Hermes /ws and /ws/stream (one per feed per pass), a parsed "
+                          "item of an SSE event on Hermes' stream (one event per pass carries every feed that moved)",
             "server_cpu": "server process user+system CPU seconds (/proc/PID/stat) per second of the window "
                           "(1.0 = one core)",
             "fanout_figure": "the rates are climbed until the server saturates (delivers < 90% of the offered "
@@ -132,8 +135,10 @@ def run(args: argparse.Namespace) -> int:
                              "CPU-second of any step, the figure that moves least between runs. A step that "
                              "would end the climb or declare the limit is measured once more and the second "
                              "measurement decides (the first is kept under retried)",
-            "ratios": "vs_ceiling, vs_naive (and vs_pricefeed for a Hermes face) are a face's figure divided by "
-                      "that system's; the top-level ones are the seed-000 face's",
+            "ratios": "vs_ceiling, vs_naive (and vs_pricefeed for another face) are a face's figure divided by "
+                      "that system's; the top-level ones are the seed-000 face's. faces_target (Hermes faces, "
+                      ">= 0.5x) and streams_target (/ws/stream, >= 0.8x) compare peak deliveries per server "
+                      "CPU-second with the seed-000 face's",
         },
         "scenarios": scenario_results,
     }

@@ -9,9 +9,11 @@ thousand clients on one core, took to get round to that socket.
 
 ``--face`` is the protocol the clients speak (``FACES``): the seed-000 WebSocket (pricefeed's port
 8765 and the baselines), Hermes' ``/ws`` or Hermes' SSE stream (pricefeed's API port; see
-``hermes_clients``). Each client subscribes to its feeds and the process waits until every one is
-confirmed (seed 000: every ``subscription_confirmed``; ``/ws``: the ``response``; SSE: the first
-event), then prints ``{"event": "ready"}``. The harness then sends one JSON command per line:
+``hermes_clients``), or seed 004's ``/ws/stream`` (its stream service; see ``streams_client``). Each
+client subscribes to its feeds and the process waits until every one is confirmed (seed 000: every
+``subscription_confirmed``; ``/ws``: the ``response``; SSE: the first event; ``/ws/stream``: a
+``subscription`` per feed), then prints ``{"event": "ready"}``. The harness then sends one JSON command
+per line:
 
 - ``{"cmd": "measure", "seconds": S}``: count deliveries for S seconds and reply with the counts, a
   latency histogram, and the server's CPU and memory over the same window;
@@ -21,8 +23,9 @@ event), then prints ``{"event": "ready"}``. The harness then sends one JSON comm
 Every delivery is counted (a Python attribute increment per frame, or per SSE event, nothing else). A
 sampling client also parses each message with orjson and records its latency: the wall clock after
 parsing minus the update's ``publish_time`` (the moment the source produced it; millisecond resolution,
-truncated, so each sample over-states latency by 0 to 1 ms). Hermes' messages date it to the second
-only, so a Hermes sampler dates them by a seed-000 connection to the same server (``samples.PublishClock``).
+truncated, so each sample over-states latency by 0 to 1 ms; ``/ws/stream`` carries the same time as its
+``data`` message's ``timestamp``). Hermes' messages date it to the second only, so a Hermes sampler dates
+them by a seed-000 connection to the same server (``samples.PublishClock``).
 """
 
 from __future__ import annotations
@@ -53,10 +56,13 @@ from .hermes_clients import (
     sse_sampler,
     stream_request,
 )
+from .streams_client import STREAMS_CONFIRMATION, STREAMS_REFUSAL, sample_streams, streams_subscribe
 
 TEXT = WSMsgType.TEXT
 CONNECT_BATCH = 100
-FACES = ("seed000", "hermes-ws", "hermes-sse")
+FACES = ("seed000", "hermes-ws", "hermes-sse", "streams")
+CLOCKED_FACES = ("hermes-ws", "hermes-sse")
+"""Faces whose messages date an update to the second only: their samplers need a seed-000 clock."""
 
 _pending_confirmations = 0
 _all_confirmed: asyncio.Event | None = None
@@ -87,17 +93,18 @@ def _disconnected() -> None:
 
 @dataclass(frozen=True)
 class WsFace:
-    """How a WebSocket face is subscribed to and confirms: the subscribe message and the confirmations it earns."""
+    """How a WebSocket face is subscribed to and confirms: the subscribe messages and the confirmations they earn."""
 
-    subscribe: Callable[[list[str]], tuple[bytes, int]]
+    subscribe: Callable[[list[str]], tuple[list[bytes], int]]
     confirmation: bytes
     refusal: bytes
 
 
-SEED000 = WsFace(lambda feeds: (orjson.dumps({"type": "subscribe_multiple",
-                                              "subscriptions": [{"feed_id": f} for f in feeds]}), len(feeds)),
+SEED000 = WsFace(lambda feeds: ([orjson.dumps({"type": "subscribe_multiple",
+                                               "subscriptions": [{"feed_id": f} for f in feeds]})], len(feeds)),
                  b'"subscription_confirmed"', b'"type":"error"')
-HERMES_WS = WsFace(lambda feeds: (hermes_ws_subscribe(feeds), 1), HERMES_WS_CONFIRMATION, HERMES_WS_REFUSAL)
+HERMES_WS = WsFace(lambda feeds: ([hermes_ws_subscribe(feeds)], 1), HERMES_WS_CONFIRMATION, HERMES_WS_REFUSAL)
+STREAMS = WsFace(lambda feeds: (streams_subscribe(feeds), len(feeds)), STREAMS_CONFIRMATION, STREAMS_REFUSAL)
 
 
 class Counting(WSListener):
@@ -182,8 +189,9 @@ async def open_ws(url: str, face: WsFace, feeds: list[str], sample: Callable[[by
                                            websocket_handshake_timeout=30)
     assert isinstance(listener, Counting)
     if feeds:
-        message, listener.expect = face.subscribe(feeds)
-        transport.send(TEXT, message)
+        messages, listener.expect = face.subscribe(feeds)
+        for message in messages:
+            transport.send(TEXT, message)
     return transport, listener
 
 
@@ -211,13 +219,13 @@ async def main(args: argparse.Namespace) -> None:
     sampling = args.role == "sampler"
     all_subs = [] if args.idle else subscriptions(feed_ids(args.feeds), 0, args.clients, args.per_client, args.seed)
     _all_confirmed = asyncio.Event()
-    clock = samples.PublishClock() if sampling and args.face != "seed000" else None
+    clock = samples.PublishClock() if sampling and args.face in CLOCKED_FACES else None
     if clock is not None:  # one more seed-000 connection, on every feed, to date Hermes deliveries
         _pending_confirmations += args.feeds
         await open_ws(args.clock_url, SEED000, feed_ids(args.feeds), clock.learn)
     opener = _opener(args, clock if sampling else None)
-    expected = {"seed000": lambda i: len(all_subs[i]), "hermes-ws": lambda i: 1, "hermes-sse": lambda i: 1}[args.face]
-    _pending_confirmations += sum(expected(i) for i in mine) if all_subs else 0
+    per_feed = args.face in ("seed000", "streams")  # a confirmation per feed, else one per client
+    _pending_confirmations += sum(len(all_subs[i]) if per_feed else 1 for i in mine) if all_subs else 0
     if _pending_confirmations == 0:
         _all_confirmed.set()
     clients: list[Client] = []
@@ -243,7 +251,8 @@ async def main(args: argparse.Namespace) -> None:
         if command["cmd"] == "slow":
             transport, _ = await ws_connect(Slow, args.url, socket_factory=_small_buffer_socket_factory(4096))
             transport.underlying_transport.pause_reading()
-            transport.send(TEXT, SEED000.subscribe(command["feeds"])[0])
+            for message in SEED000.subscribe(command["feeds"])[0]:
+                transport.send(TEXT, message)
             slow.append(transport)
             _emit({"event": "slow_opened"})
         elif command["cmd"] == "measure":
@@ -260,8 +269,12 @@ def _opener(args: argparse.Namespace, clock: samples.PublishClock | None) -> Cal
     if args.face == "hermes-sse":
         sample = sse_sampler(clock) if clock is not None else None
         return lambda feeds: open_sse(args.url, feeds, sample)
-    face, sample = (HERMES_WS, hermes_ws_sampler(clock) if clock is not None else None) \
-        if args.face == "hermes-ws" else (SEED000, samples.sample_seed000 if args.role == "sampler" else None)
+    sampling = args.role == "sampler"
+    face, sample = {
+        "hermes-ws": (HERMES_WS, hermes_ws_sampler(clock) if clock is not None else None),
+        "streams": (STREAMS, sample_streams if sampling else None),
+        "seed000": (SEED000, samples.sample_seed000 if sampling else None),
+    }[args.face]
 
     async def open_one(feeds: list[str]) -> WsClient:
         return WsClient(*await open_ws(args.url, face, feeds, sample, args.idle))
@@ -314,7 +327,8 @@ def my_clients(clients: int, sample_every: int, role: str, part: int, parts: int
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="pricefeed bench load client (driven by the harness)")
     parser.add_argument("--url", required=True, help="the face: ws://host:port/ (seed 000), ws://host:port/ws "
-                                                     "(Hermes) or http://host:port (Hermes SSE)")
+                                                     "(Hermes), http://host:port (Hermes SSE) or "
+                                                     "ws://host:port/ws/stream (seed 004)")
     parser.add_argument("--face", choices=FACES, default="seed000")
     parser.add_argument("--clock-url", help="a seed-000 WebSocket of the same server, to date Hermes deliveries "
                                             "(required to sample a Hermes face)")
@@ -331,7 +345,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--setup-timeout", type=float, default=30.0,
                         help="seconds to wait for every subscription to be confirmed")
     args = parser.parse_args(argv)
-    if args.face != "seed000" and args.role == "sampler" and args.sample_every > 0 and not args.clock_url:
+    if args.face in CLOCKED_FACES and args.role == "sampler" and args.sample_every > 0 and not args.clock_url:
         parser.error(f"--face {args.face} needs --clock-url to sample latency")
     return args
 

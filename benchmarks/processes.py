@@ -63,19 +63,22 @@ class Server:
     """pricefeed (``python -m pricefeed serve --source sim``) or a baseline, in a subprocess.
 
     pricefeed serves every face of ``FACES``: the seed-000 WebSocket on ``port``, Hermes' ``/ws`` and SSE
-    stream on ``api_port``; ``url`` is the one the system under test names.
+    stream on ``api_port``, ``/ws/stream`` on ``streams_port``; ``url`` is the one the system under test names.
+    Every listener is on a free loopback port (none on its default, which another run may hold).
     """
 
     def __init__(self, system: str, env: Env, profile: Profile, rate: float) -> None:
         self.system = system
         self.port = free_port()
         self.api_port: int | None = None
+        self.streams_port: int | None = None
         interval = f"{1.0 / rate:.6g}"
         self.log_path = env.workdir / f"{system}-{self.port}.log"
         if system in FACES:
-            self.api_port = free_port()
+            self.api_port, self.streams_port = free_port(), free_port()
             self.cmd = [sys.executable, "-m", "pricefeed", "serve", "--source", "sim", "--host", "127.0.0.1",
                         "--port", str(self.port), "--api-host", "127.0.0.1", "--api-port", str(self.api_port),
+                        "--streams-host", "127.0.0.1", "--streams-port", str(self.streams_port),
                         "--db", str(env.workdir / f"db-{self.port}.sqlite"), "--sim-feeds", str(profile.feeds),
                         "--sim-interval", interval, "--seed", str(profile.seed), "--log-level", "WARNING",
                         "--rpc", "false"]
@@ -96,6 +99,8 @@ class Server:
             return f"ws://127.0.0.1:{self.api_port}/ws"
         if face == "hermes-sse":
             return f"http://127.0.0.1:{self.api_port}"
+        if face == "streams":
+            return f"ws://127.0.0.1:{self.streams_port}/ws/stream"
         return self.seed000_url
 
     @property
@@ -108,7 +113,7 @@ class Server:
             self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT, cwd=project_root())
         pin(self.proc.pid, self.env.server_cpus)
         deadline = time.monotonic() + timeout_s
-        waiting = [port for port in (self.port, self.api_port) if port is not None]
+        waiting = [port for port in (self.port, self.api_port, self.streams_port) if port is not None]
         while waiting and time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.system} server exited with {self.proc.returncode}:\n{self.log_tail()}")

@@ -4,17 +4,36 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-FACES = ("pricefeed", "hermes-ws", "hermes-sse")
-"""pricefeed's faces, each a system: its seed-000 WebSocket (port 8765), and Hermes' ``/ws`` and SSE stream on
-its API port (8080). "pricefeed" alone means the seed-000 face, as it always has."""
+FACES = ("pricefeed", "hermes-ws", "hermes-sse", "streams")
+"""pricefeed's faces, each a system: its seed-000 WebSocket (port 8765), Hermes' ``/ws`` and SSE stream on its
+API port (8080), and seed 004's ``/ws/stream`` on its stream service (8081). "pricefeed" alone means the
+seed-000 face, as it always has."""
 BASELINES = ("ceiling", "naive")
 SYSTEMS = (*FACES, *BASELINES)
-FANOUT_ONLY = ("hermes-ws", "hermes-sse")
+FANOUT_ONLY = ("hermes-ws", "hermes-sse", "streams")
 """Systems measured by the fanout scenario only (the others measure the seed-000 face and the baselines)."""
 LOAD_CLIENT_FACE = {"pricefeed": "seed000", "hermes-ws": "hermes-ws", "hermes-sse": "hermes-sse",
-                    "ceiling": "seed000", "naive": "seed000"}
+                    "streams": "streams", "ceiling": "seed000", "naive": "seed000"}
 """The protocol the load clients speak to each system (``loadclient.FACES``)."""
 SCENARIOS = ("fanout", "latency", "idle", "slow")
+
+
+@dataclass(frozen=True)
+class FaceTarget:
+    """A share of the seed-000 face's peak deliveries per server CPU-second that other faces are to reach."""
+
+    key: str
+    """Where the verdict is in the fanout scenario's results (and its line in the table)."""
+    faces: tuple[str, ...]
+    share: float
+    what: str
+
+
+FACE_TARGETS = (
+    FaceTarget("faces_target", ("hermes-ws", "hermes-sse"), 0.5, "every Hermes face"),
+    # Issue 13: /ws/stream within 20 % of the seed-000 face's deliveries per CPU-second.
+    FaceTarget("streams_target", ("streams",), 0.8, "/ws/stream (seed 004)"),
+)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .profiles import BASELINES, SYSTEMS
+from .profiles import BASELINES, FACE_TARGETS, SYSTEMS
 
 
 def environment(cpus: tuple[set[int] | None, set[int] | None], fd_limit: int) -> dict[str, Any]:
@@ -103,7 +103,7 @@ def table(results: dict[str, Any]) -> str:
                 if f"vs_{other}" in run:
                     shown = ", ".join(f"{k} {_fmt(v)}" for k, v in run[f"vs_{other}"].items())
                     lines.append(f"  {name} vs {other}: {shown}")
-        for key in ("target", "faces_target"):
+        for key in ("target", *(face_target.key for face_target in FACE_TARGETS)):
             if key in result:
                 verdict = {True: "MET", False: "NOT MET", None: "n/a"}[result[key]["met"]]
                 lines.append(f"  {key.replace('_', ' ')} {verdict}: {result[key]['text']}")
@@ -122,14 +122,14 @@ def write_json(results: dict[str, Any], path: Path) -> None:
     path.write_text(json.dumps(results, indent=2) + "\n")
 
 
-COLOURS = {"pricefeed": "tab:blue", "hermes-ws": "tab:purple", "hermes-sse": "tab:orange", "ceiling": "tab:green",
-           "naive": "tab:red"}
+COLOURS = {"pricefeed": "tab:blue", "hermes-ws": "tab:purple", "hermes-sse": "tab:orange", "streams": "tab:brown",
+           "ceiling": "tab:green", "naive": "tab:red"}
 
 
 def plot(results: dict[str, Any], path: Path) -> bool:
     """Two panels over delivered load, one line per system, from the fan-out (and latency) steps: latency
-    (p50 and p99), and deliveries per server CPU-second. False (and nothing written) when matplotlib is
-    missing or nothing was measured."""
+    (p50 and p99), and deliveries per server CPU-second with the faces' targets (a share of the seed-000
+    face's peak). False (and nothing written) when matplotlib is missing or nothing was measured."""
     try:
         import matplotlib
 
@@ -158,6 +158,14 @@ def plot(results: dict[str, Any], path: Path) -> bool:
         latency.plot(x, [s["p50_ms"] for s in steps], "s--", color=colour, alpha=0.6, label=f"{name} p50")
         per_cpu = [(d, s["deliveries_per_cpu_s"]) for d, s in zip(x, steps, strict=True) if s["deliveries_per_cpu_s"]]
         efficiency.plot([d for d, _ in per_cpu], [c for _, c in per_cpu], "o-", color=colour, label=name)
+    fanout = results["scenarios"].get("fanout") or {}
+    seed000_peak = (fanout.get("pricefeed") or {}).get("figure", {}).get("peak_deliveries_per_cpu_s")
+    for face_target in FACE_TARGETS:
+        verdict = fanout.get(face_target.key)
+        if verdict and seed000_peak:
+            faces = ", ".join(verdict["faces"])
+            efficiency.axhline(verdict["share"] * seed000_peak, color=COLOURS[face_target.faces[0]], linestyle=":",
+                               label=f"{faces} target: {verdict['share']:g}x seed-000 peak")
     limit = results.get("profile", {}).get("p99_limit_ms")
     if limit:
         latency.axhline(limit, color="grey", linestyle=":", label=f"p99 limit {limit:g} ms")

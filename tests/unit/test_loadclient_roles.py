@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from benchmarks.loadclient import FACES, my_clients, parse_args
+from benchmarks.loadclient import CLOCKED_FACES, FACES, my_clients, parse_args
 from benchmarks.profiles import LOAD_CLIENT_FACE, SYSTEMS
 
 
@@ -21,13 +21,21 @@ def test_without_sampling_the_counters_play_every_client() -> None:
 
 def test_a_hermes_sampler_needs_a_seed000_clock_and_a_counter_does_not() -> None:
     common = ["--url", "http://127.0.0.1:1", "--clients", "10", "--server-pid", "1"]
-    for face in ("hermes-ws", "hermes-sse"):
+    assert CLOCKED_FACES == ("hermes-ws", "hermes-sse")
+    for face in CLOCKED_FACES:
         with pytest.raises(SystemExit):
             parse_args([*common, "--face", face, "--role", "sampler"])
         sampler = parse_args([*common, "--face", face, "--role", "sampler", "--clock-url", "ws://127.0.0.1:2/"])
         assert (sampler.face, sampler.clock_url) == (face, "ws://127.0.0.1:2/")
         assert parse_args([*common, "--face", face, "--role", "counter"]).clock_url is None
     assert parse_args([*common, "--role", "sampler"]).face == "seed000"
+
+
+def test_a_streams_sampler_dates_by_the_messages_own_timestamp_and_needs_no_clock() -> None:
+    args = parse_args(["--url", "ws://127.0.0.1:1/ws/stream", "--clients", "10", "--server-pid", "1",
+                       "--face", "streams", "--role", "sampler"])
+    assert (args.face, args.clock_url) == ("streams", None)
+    assert "streams" not in CLOCKED_FACES
 
 
 def test_every_system_is_spoken_to_in_a_face_the_load_client_knows() -> None:
