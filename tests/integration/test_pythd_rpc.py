@@ -408,7 +408,8 @@ async def test_a_web_page_may_not_connect_unless_its_origin_is_allowed(local: As
         with pytest.raises(InvalidStatus) as refused:
             await connect(assembly.url(), origin=Origin("http://evil.example"))
         assert refused.value.response.status_code == 403
-        assert b"origin http://evil.example may not use this API" in refused.value.response.body
+        body = refused.value.response.body
+        assert b"origin 'http://evil.example' is not allowed: set --rpc-origins to allow it" in body
     async with connect(browsers_allowed.url(), origin=Origin("http://localhost:3000")) as page:
         assert (await rpc(page, update(DEMO.account, 31_337, 1)))["result"] == 0
     async with connect(local.url()) as publisher:  # publishing software sends no Origin

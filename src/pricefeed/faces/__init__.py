@@ -90,6 +90,13 @@ def build_listeners(services: Services, settings: Settings, oracle: Oracle | Non
         picows("pythd", rpc, settings.rpc_host, settings.rpc_port)
         components["pythd notifier"] = Task("pythd notifier", _nothing, _closing(api.notifier.close))
 
+    if settings.streams:
+        streams, stream_listeners = create_streams_server(services, settings)
+        components["streams"] = Task("streams", streams.start, streams.close)
+        ports["streams"] = lambda: streams.port
+        listeners += stream_listeners
+
+    # The API port last: once its /health answers, every other listener is up.
     if settings.api:
         hermes_ws = Listener("hermes_ws", PLAIN, lambda conn: HermesWsSession(services.hub, conn),
                              dataclasses.replace(limits, max_message_bytes=MAX_MESSAGE_BYTES), services.metrics,
@@ -102,12 +109,6 @@ def build_listeners(services: Services, settings: Settings, oracle: Oracle | Non
         components["api"] = Task("api", server.start, server.close)
         ports["api"] = lambda: server.port
         listeners += [hermes_ws, hermes_sse]
-
-    if settings.streams:
-        streams, stream_listeners = create_streams_server(services, settings)
-        components["streams"] = Task("streams", streams.start, streams.close)
-        ports["streams"] = lambda: streams.port
-        listeners += stream_listeners
 
     return Listening(components, ports, listeners, pythd)
 
