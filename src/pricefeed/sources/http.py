@@ -13,9 +13,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+
+from ..client.urls import redact_url
+
+__all__ = ["RequestBudget", "describe_error", "parse_retry_after", "read_error_body", "redact_url"]
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -45,13 +48,6 @@ async def read_error_body(response: httpx.Response, limit: int = 4096) -> str:
     except httpx.HTTPError:
         pass
     return body[:limit].decode("utf-8", "replace").strip()
-
-
-def redact_url(url: str) -> str:
-    """A URL without credentials or query, where a token may hide: safe for logs and ``/status``."""
-    parts = urlsplit(url)
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def describe_error(exc: BaseException) -> str:
