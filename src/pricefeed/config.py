@@ -19,7 +19,10 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 HERMES_STREAM_URL = "https://hermes.pyth.network/v2/updates/price/stream"
-SourceName = Literal["hermes", "sim"]
+SourceName = Literal["hermes", "sim", "lazer"]
+LAZER_STREAM_URLS = ["wss://pyth-lazer-0.dourolabs.app/v1/stream", "wss://pyth-lazer-1.dourolabs.app/v1/stream",
+                     "wss://pyth-lazer-2.dourolabs.app/v1/stream"]
+LazerChannel = Literal["real_time", "fixed_rate@50ms", "fixed_rate@200ms", "fixed_rate@1000ms"]
 LogLevel = Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
 
 
@@ -42,7 +45,7 @@ class Settings(BaseSettings):
         [HERMES_STREAM_URL], description="Pyth Hermes SSE stream URL (repeatable)")
     log_level: LogLevel = Field("INFO", description="Logging level")
     source: Annotated[list[SourceName], NoDecode] = Field(
-        ["hermes"], description="Upstream source: hermes or sim (repeatable)")
+        ["hermes"], description="Upstream source: hermes, lazer or sim (repeatable)")
     db: Path = Field(default_factory=default_db_path, description="SQLite file that keeps feeds and last prices")
     config: Path | None = Field(None, description="A TOML or JSON file with any of these settings")
     seed: int | None = Field(None, description="Random seed of the simulated market (deterministic runs)")
@@ -59,11 +62,19 @@ class Settings(BaseSettings):
     slow_client_timeout: float = Field(10.0, gt=0, description="Seconds a client may block writes before it is closed")
     store_flush_interval: float = Field(1.0, gt=0, description="Seconds between saves of the latest prices")
     feeds: Annotated[list[str], NoDecode] = Field(
-        [], description="Feeds the Hermes source always streams, ids or symbols (repeatable; default: major crypto)")
+        [], description="Feeds the Hermes and Lazer sources always stream, ids or symbols (Lazer also takes its "
+                        "numeric ids; repeatable; default: major crypto, and for Lazer the feeds with a known id)")
     upstream_connections: int = Field(2, ge=1, le=16, description="Redundant Hermes streams held at once")
     pyth_api_key: SecretStr | None = Field(None, description="Hermes API key, sent as a Bearer token; never logged")
     hermes_silence_timeout: float = Field(
         30.0, gt=0, description="Seconds without an event or keep-alive after which a Hermes stream is replaced")
+    lazer_url: Annotated[list[str], NoDecode] = Field(
+        LAZER_STREAM_URLS, description="Pyth Lazer stream URL (repeatable; connections go round-robin over them)")
+    lazer_token: SecretStr | None = Field(None, description="Pyth Lazer access token; never logged")
+    lazer_channel: LazerChannel = Field("fixed_rate@200ms", description="Lazer channel the Lazer source subscribes to")
+    lazer_connections: int = Field(4, ge=1, le=16, description="Redundant Lazer connections held at once")
+    lazer_stream: bool = Field(True, description="Serve the Lazer-compatible /v1/stream and /v1/symbols on the API "
+                               "port (true or false)")
     rpc: bool = Field(True, description="Serve the pythd JSON-RPC API for publishers (true or false)")
     rpc_host: str = Field("127.0.0.1", description="Host of the pythd JSON-RPC WebSocket (local only by default)")
     rpc_port: int = Field(8910, ge=0, le=65535, description="Port of the pythd JSON-RPC WebSocket")
@@ -74,7 +85,7 @@ class Settings(BaseSettings):
     publish_interval: float = Field(1.0, gt=0, description="Seconds between notify_price_sched to publishers")
     products_reload_interval: float = Field(2.0, gt=0, description="Seconds between checks of the products file")
 
-    @field_validator("source", "pyth_sse_url", "feeds", "rpc_publisher", mode="before")
+    @field_validator("source", "pyth_sse_url", "feeds", "rpc_publisher", "lazer_url", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         """Accept ``sim,hermes`` from the environment or a file as well as a list."""

@@ -31,6 +31,8 @@ from .requests import Subscription
 from .urls import redact_url
 
 log = logging.getLogger(__name__)
+_wire_log = logging.getLogger(__name__ + ".wire")
+_wire_log.setLevel(logging.WARNING)  # websockets logs every handshake header at DEBUG: the token among them
 
 MAX_FRAME_BYTES = 64 * 1024 * 1024
 
@@ -146,7 +148,7 @@ class ResilientConnection:
                            additional_headers=protocol.headers() or None,
                            subprotocols=None if subprotocols is None else [Subprotocol(p) for p in subprotocols],
                            open_timeout=self.timeout_s, ping_interval=ping, ping_timeout=ping,
-                           close_timeout=0.2 * self.timeout_s,
+                           close_timeout=0.2 * self.timeout_s, logger=_wire_log,
                            max_size=MAX_FRAME_BYTES, compression=None) as ws:
             self._ws = ws
             replay = list(self._subscriptions())  # taken with no await after _ws is set: nothing sent twice
