@@ -12,13 +12,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import cast
 
 from websockets.exceptions import InvalidState
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
+from websockets.typing import Subprotocol
 
 from ..contracts import CloseCode, Handshake
 from .connection import Connection
@@ -98,12 +99,13 @@ class SansIoWebSocket(Connection, asyncio.Protocol):
             self._fragments.clear()
             self.receive_message(message, self._fragment_is_text)
 
-    def ping(self, now: float) -> None:
-        """Ping every :data:`PING_INTERVAL_S`; a peer that left the previous ping unanswered is closed."""
-        if now - self._last_ping_at < PING_INTERVAL_S or self.closing:
+    def ping(self, now: float, interval_s: float = PING_INTERVAL_S) -> None:
+        """Ping every ``interval_s``; a peer that left a ping unanswered for :data:`PING_INTERVAL_S` is closed."""
+        if now - self._last_ping_at < interval_s or self.closing:
             return
         if self._ping_sent_at is not None:
-            self.close(CloseCode.POLICY_VIOLATION, "no pong to the last ping", abort=True)
+            if now - self._ping_sent_at >= PING_INTERVAL_S:
+                self.close(CloseCode.POLICY_VIOLATION, "no pong to the last ping", abort=True)
             return
         self._last_ping_at = self._ping_sent_at = now
         self.protocol.send_ping(b"")
@@ -134,6 +136,15 @@ def sweep_pings(connection: Connection) -> None:
         connection.ping(time.monotonic())
 
 
+def pinger(interval_s: float) -> Callable[[Connection], None]:
+    """A sweep that pings every ``interval_s`` (for faces whose clients want to hear more often than Hermes')."""
+    def sweep(connection: Connection) -> None:
+        if isinstance(connection, SansIoWebSocket):
+            connection.ping(time.monotonic(), interval_s)
+
+    return sweep
+
+
 class WebSocketUpgrade(asyncio.Protocol):
     """What uvicorn hands a WebSocket upgrade to: routes it by path to a face, or refuses it.
 
@@ -147,6 +158,7 @@ class WebSocketUpgrade(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.protocol: ServerProtocol | None = None
         self.connection: SansIoWebSocket | None = None
+        self._route: Listener | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not asyncio's classes
@@ -157,7 +169,8 @@ class WebSocketUpgrade(asyncio.Protocol):
             return
         assert self.transport is not None
         if self.protocol is None:
-            self.protocol = ServerProtocol(max_size=None, logger=_protocol_log)
+            self.protocol = ServerProtocol(max_size=None, logger=_protocol_log,
+                                           select_subprotocol=lambda _, offered: self._select_subprotocol(offered))
         self.protocol.receive_data(data)
         for event in self.protocol.events_received():
             if isinstance(event, Request):
@@ -179,6 +192,12 @@ class WebSocketUpgrade(asyncio.Protocol):
         if self.connection is not None:
             self.connection.resume_writing()
 
+    def _select_subprotocol(self, offered: Sequence[Subprotocol]) -> Subprotocol | None:
+        """The route's subprotocol when the client offers it, else none (both sides must agree, or the client
+        aborts)."""
+        wanted = None if self._route is None else self._route.subprotocol
+        return Subprotocol(wanted) if wanted is not None and wanted in offered else None
+
     def _upgrade(self, request: Request) -> None:
         assert self.transport is not None and self.protocol is not None
         headers = {k.lower(): v for k, v in request.headers.raw_items()}
@@ -193,6 +212,7 @@ class WebSocketUpgrade(asyncio.Protocol):
             response.headers["Sec-WebSocket-Version"] = "13"
         else:
             protocol.max_message_size = listener.limits.max_message_bytes
+            self._route = listener
             response = protocol.accept(request)
         protocol.send_response(response)
         if response.status_code != 101 or listener is None:

@@ -1,0 +1,95 @@
+"""The fixed-rate channels: one clock per channel, ticking at wall-clock multiples of its period.
+
+At each tick the latest price of every feed that changed since the previous
+tick, and that someone watches on that channel, is published once on the
+derived topic ``lazer:<channel>:<feed id>``; the hub encodes it once and every
+subscription of that channel gets it in the same pass. Ticks fall on exact
+multiples of the period (as Lazer's ``timestampUs`` values do), so two
+pricefeed processes tick together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from typing import Any
+
+from ...hub import Hub
+from ...model import FeedId, PriceUpdate, now_us
+from ...topics import Topic, derived_topic
+from .codec import Tick
+
+PERIODS_US = {"fixed_rate@50ms": 50_000, "fixed_rate@200ms": 200_000, "fixed_rate@1000ms": 1_000_000}
+
+
+def tick_topic(channel: str, feed_id: FeedId) -> Topic:
+    return derived_topic("lazer", channel, feed_id)
+
+
+def last_tick_us(channel: str, at_us: int) -> int:
+    """The latest tick of ``channel`` at or before ``at_us``."""
+    period = PERIODS_US[channel]
+    return at_us - at_us % period
+
+
+class FixedRateClock:
+    name = "lazer clock"
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self._watched: dict[str, Counter[FeedId]] = {channel: Counter() for channel in PERIODS_US}
+        self._changed: dict[str, set[FeedId]] = {channel: set() for channel in PERIODS_US}
+        self._tasks: list[asyncio.Task[None]] = []
+        self.ticks = 0
+        hub.add_listener(self._on_pass)
+
+    def watch(self, channel: str, feed_id: FeedId) -> None:
+        self._watched[channel][feed_id] += 1
+
+    def unwatch(self, channel: str, feed_id: FeedId) -> None:
+        watched = self._watched[channel]
+        watched[feed_id] -= 1
+        if watched[feed_id] <= 0:
+            del watched[feed_id]
+            self._changed[channel].discard(feed_id)
+
+    def _on_pass(self, accepted: list[PriceUpdate]) -> None:
+        for channel, watched in self._watched.items():
+            if watched:
+                changed = self._changed[channel]
+                changed.update(u.feed_id for u in accepted if u.feed_id in watched)
+
+    def tick(self, channel: str, at_us: int) -> None:
+        """Publish the changed feeds' latest prices as of the tick at ``at_us``."""
+        changed, self._changed[channel] = self._changed[channel], set()
+        latest = self.hub.latest
+        for feed_id in changed:
+            update = latest.get(feed_id)
+            if update is not None:
+                self.hub.publish_event(tick_topic(channel, feed_id), Tick(update, at_us))
+        self.ticks += 1
+
+    async def _run(self, channel: str, period_us: int) -> None:
+        last = 0
+        while True:
+            now = now_us()
+            at = max(now - now % period_us + period_us, last + period_us)  # a wake-up a hair early repeats no tick
+            await asyncio.sleep((at - now) / 1e6)
+            self.tick(channel, at)
+            last = at
+
+    async def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._run(channel, period), name=f"lazer-{channel}")
+                       for channel, period in PERIODS_US.items()]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    def status(self) -> dict[str, Any]:
+        return {"ticks": self.ticks, "watched": {c: len(w) for c, w in self._watched.items()}}
