@@ -54,6 +54,11 @@ class FixedRateClock:
             del watched[feed_id]
             self._changed[channel].discard(feed_id)
 
+    def changed(self, channel: str, feed_id: FeedId) -> None:
+        """Send ``feed_id``'s latest price at the next tick, as if it had just changed."""
+        if feed_id in self._watched[channel]:
+            self._changed[channel].add(feed_id)
+
     def _on_pass(self, accepted: list[PriceUpdate]) -> None:
         for channel, watched in self._watched.items():
             if watched:

@@ -164,16 +164,23 @@ class LazerSession:
                 self.face.clock.unwatch(stream.channel, feed_id)
 
     def _snapshot(self, stream: Stream) -> None:
-        """The subscribed feeds' latest prices at once, stamped as of the channel's latest tick (or their own time)."""
+        """The subscribed feeds' latest prices at once: on a fixed-rate channel, those older than its latest tick,
+        stamped with that tick; a newer one goes out at the next tick, as if it had changed then."""
         latest = self.face.hub.latest
         items: dict[Topic, Any] = {}
+        stamps: dict[Topic, int] = {}
         tick = None if stream.channel == "real_time" else last_tick_us(stream.channel, now_us())
         for feed_id, topic in zip(stream.feeds, stream.topics, strict=True):
             update = latest.get(feed_id)
-            if update is not None:
-                items[topic] = update if tick is None else Tick(update, tick)
+            if update is None:
+                continue
+            if tick is None:
+                items[topic], stamps[topic] = update, update.publish_time_us
+            elif update.publish_time_us <= tick:
+                items[topic], stamps[topic] = Tick(update, tick), tick
+            else:
+                self.face.clock.changed(stream.channel, feed_id)
         if items:
-            snapshot = {topic: stream.codec.encode(topic, item) for topic, item in items.items()}
-            stamps = {topic: (item.publish_time_us if tick is None else tick) for topic, item in items.items()}
+            frames = {topic: stream.codec.encode(topic, item) for topic, item in items.items()}
             Stream(stream.subscription_id, stream.channel, stream.feeds, stream.codec, self.peer,
-                   stamps.__getitem__).deliver(snapshot)
+                   stamps.__getitem__).deliver(frames)
