@@ -201,11 +201,15 @@ class FakeLazer:
         return orjson.dumps({"type": "subscribed", "subscriptionId": subscription_id})
 
     async def _tick(self) -> None:
-        """Every 50 ms of wall clock, send each subscription whose period divides the tick its update."""
+        """Every 50 ms of wall clock, send each subscription whose period divides the tick its update; a tick
+        is never skipped, only late (after a stall the missed ones go out at once, in order)."""
+        now = time.time_ns() // 1000
+        tick = now - now % 50_000
         while True:
+            tick += 50_000
             now = time.time_ns() // 1000
-            tick = (now // 50_000 + 1) * 50_000
-            await asyncio.sleep((tick - now) / 1e6)
+            if tick > now:
+                await asyncio.sleep((tick - now) / 1e6)
             if self.silent:
                 continue
             for session in list(self.sessions):

@@ -108,6 +108,9 @@ class LazerSource(Source):
                 self.mark_message(len(updates))
                 if updates:
                     self.sink.publish_many(updates)
+                    # One ingest pass per Lazer message: a pass keeps only each feed's newest price, so a backlog
+                    # of ticks (after a stall) read in one go would otherwise reach clients as its last tick only.
+                    await asyncio.sleep(0)
             elif isinstance(message, SubscriptionError | ServerError):
                 self.last_error = f"lazer: {message.error}"
                 log.warning("lazer source: %s", message.error)
