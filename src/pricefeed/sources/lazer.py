@@ -104,6 +104,7 @@ class LazerSource(Source):
     async def _consume(self, receiver: Any) -> None:
         async for message in receiver:
             if isinstance(message, StreamUpdated):
+                self.set_state(SourceState.CONNECTED)
                 updates = [u for u in (self._update(message, feed) for feed in message.feeds) if u is not None]
                 self.mark_message(len(updates))
                 if updates:
@@ -121,7 +122,7 @@ class LazerSource(Source):
             stats = self.client.stats()
             if any(s.state == ConnectionState.CONNECTED for s in stats):
                 self.set_state(SourceState.CONNECTED)
-            else:
+            elif any(s.reconnects for s in stats):
                 errors = [s.last_error for s in stats if s.last_error]
                 self.set_state(SourceState.RECONNECTING, errors[0] if errors else None)
             self.reconnects = sum(s.reconnects for s in stats)
