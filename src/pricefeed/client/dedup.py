@@ -35,7 +35,7 @@ class TtlCache:
             return True
         if found is not None:
             del expiry[key]  # re-inserted below, at the back where its new expiry belongs
-        elif len(expiry) >= self.capacity or (expiry and next(iter(expiry.values())) <= now):
+        if expiry and (len(expiry) >= self.capacity or next(iter(expiry.values())) <= now):
             self._evict(now)
         expiry[key] = now + self.ttl_s
         return False
