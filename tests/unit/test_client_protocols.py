@@ -113,13 +113,13 @@ def test_lazer_token_forms_and_request() -> None:
 
 
 def test_seed000_reads_prices_from_their_text_not_through_a_float() -> None:
-    frame = ('{"type":"price_update","data":{"id":"%s","price":95000.12345678,"conf":41.62604479,"expo":-8,'
-             '"status":"trading","publish_time":"2026-12-03T15:04:00.586Z","ema_price":0.1,"ema_conf":0.3}}' % BTC)
+    frame = ('{"type":"price_update","data":{"id":"' + BTC + '","price":95000.12345678,"conf":41.62604479,'
+             '"expo":-8,"status":"trading","publish_time":"2026-12-03T15:04:00.586Z","ema_price":0.1,"ema_conf":0.3}}')
     [message] = Seed000Protocol().decode(frame)
     assert message == PriceUpdate(BTC, Decimal("95000.12345678"), Decimal("41.62604479"), -8, 1796310240586000,
                                   Decimal("0.1"), Decimal("0.3"), "trading")
     assert Seed000Protocol().decode('{"type":"connection_established","client_id":"x","message":"hi"}') == []
-    assert Seed000Protocol().decode('{"type":"subscription_confirmed","feed_id":"%s"}' % BTC) == [
+    assert Seed000Protocol().decode('{"type":"subscription_confirmed","feed_id":"' + BTC + '"}') == [
         Confirmation("subscription_confirmed", BTC)]
 
 
