@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from types import TracebackType
 from typing import Final
 
@@ -150,18 +150,20 @@ class Client:
 
     # -- the hot path --------------------------------------------------------------------------------------------
 
-    async def _on_frame(self, connection: ResilientConnection, frame: str | bytes) -> None:
+    def _on_frame(self, connection: ResilientConnection, frame: str | bytes) -> Awaitable[None] | None:
+        """De-duplicate a frame's messages and hand the new ones on; what to await only if the channel is full."""
         connection.messages += 1
         seen = self._seen.seen
         # Redundant servers send byte-identical copies: the frame's hash drops those before any parsing.
         if seen(hash(frame)):
             connection.duplicates += 1
-            return
+            return None
         try:
             messages = self.protocol.decode(frame)
         except ProtocolError as exc:
             connection.record_error(str(exc))
-            return
+            return None
+        fresh: list[Message] = []
         for message in messages:
             if seen(self.protocol.key(message)):
                 connection.duplicates += 1
@@ -174,20 +176,24 @@ class Client:
                 self._newest[message.feed_id] = message
             elif isinstance(message, SubscriptionError | ServerError):
                 connection.record_error(f"server: {message.error}")
-            await self._emit(message)
-
-    async def _emit(self, message: Message) -> None:
+            fresh.append(message)
         queue = self._queue
-        if not self._waiting and not queue.full():
+        for index, message in enumerate(fresh):
+            if self._waiting or queue.full():
+                return self._emit_waiting(fresh[index:])
             queue.put_nowait(message)
-            return
+        return None
+
+    async def _emit_waiting(self, messages: list[Message]) -> None:
+        """Back-pressure: warn (at most every 10 s), then wait for room, in arrival order across connections."""
         now = time.monotonic()
         if now - self._full_warned_at >= FULL_WARNING_INTERVAL_S:
             self._full_warned_at = now
             log.warning("the channel is full (%d messages): messages will be delayed", self.channel_capacity)
         self._waiting += 1
         try:
-            async with self._put_lock:  # waiting connections go on in arrival order
-                await queue.put(message)
+            async with self._put_lock:
+                for message in messages:
+                    await self._queue.put(message)
         finally:
             self._waiting -= 1

@@ -1,19 +1,24 @@
 """One resilient connection: connect, replay the subscriptions, read until it fails, back off, again.
 
 A connection is dead when nothing (no message, no pong to our pings, no
-keep-alive comment) arrived within the timeout: the WebSocket pings every
-0.4 timeout, gives up when a pong is 0.4 timeout late and waits 0.2 timeout
-for the close; an event stream's read times out; a handshake must finish
-within the timeout. So a mute endpoint is given up within the timeout
-whether it falls mute before or after the handshake. Failures never leave this object: they become its state, its last
-error and a reconnect after the backoff.
+keep-alive comment) arrived within the timeout: a WebSocket's watchdog pings
+once it has been quiet for 0.4 timeout and drops it at the timeout; an event
+stream's read times out; a handshake must finish within the timeout. So a
+mute endpoint is given up within the timeout whether it falls mute before or
+after the handshake. Messages count as much as pongs: a connection busy
+delivering a backlog is alive even if its pong is queued behind the backlog,
+and time spent waiting for a full channel (back-pressure) is not silence.
+Failures never leave this object: they become its state, its last error and
+a reconnect after the backoff.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -35,8 +40,11 @@ _wire_log = logging.getLogger(__name__ + ".wire")
 _wire_log.setLevel(logging.WARNING)  # websockets logs every handshake header at DEBUG: the token among them
 
 MAX_FRAME_BYTES = 64 * 1024 * 1024
+MAX_QUEUED_FRAMES = 1024
+"""Frames a connection reads ahead of the consumer before it stops reading (then TCP holds the server back)."""
 
-FrameHandler = Callable[["ResilientConnection", "str | bytes"], Awaitable[None]]
+FrameHandler = Callable[["ResilientConnection", "str | bytes"], "Awaitable[None] | None"]
+"""Takes a frame; returns what to await only when the channel is full (the common case costs no await)."""
 
 
 class ConnectionState(enum.StrEnum):
@@ -96,6 +104,9 @@ class ResilientConnection:
         self.last_error: str | None = None
         self._connected_at: float | None = None
         self._ws: ClientConnection | None = None
+        self._heard_at = 0.0
+        self._blocked = False
+        self._timed_out = False
         self._reopen = asyncio.Event()
         self._safe_endpoint = redact_url(endpoint)
 
@@ -122,7 +133,8 @@ class ResilientConnection:
                     self._connected_at = None
                     continue
                 except Exception as exc:  # every failure of one connection ends here, never in the consumer
-                    self.last_error = describe(exc)
+                    self.last_error = describe(exc) if not self._timed_out else \
+                        f"TimeoutError: no message, heartbeat or pong within {self.timeout_s:g} s"
                     log.warning("connection %d to %s failed: %s", self.index, self._safe_endpoint, self.last_error)
                 lived = 0.0 if self._connected_at is None else time.monotonic() - self._connected_at
                 self._connected_at = None
@@ -142,25 +154,37 @@ class ResilientConnection:
 
     async def _run_websocket(self) -> None:
         protocol = self.protocol
-        ping = 0.4 * self.timeout_s
         subprotocols = protocol.subprotocols()
+        self._timed_out = False
         async with connect(protocol.url(self.endpoint, self._subscriptions()),
                            additional_headers=protocol.headers() or None,
                            subprotocols=None if subprotocols is None else [Subprotocol(p) for p in subprotocols],
-                           open_timeout=self.timeout_s, ping_interval=ping, ping_timeout=ping,
-                           close_timeout=0.2 * self.timeout_s, logger=_wire_log,
-                           max_size=MAX_FRAME_BYTES, compression=None) as ws:
+                           open_timeout=self.timeout_s, ping_interval=None, close_timeout=0.2 * self.timeout_s,
+                           logger=_wire_log, max_size=MAX_FRAME_BYTES, max_queue=MAX_QUEUED_FRAMES,
+                           compression=None) as ws:
             self._ws = ws
             replay = list(self._subscriptions())  # taken with no await after _ws is set: nothing sent twice
             self._connected()
+            self._heard_at = time.monotonic()
+            watchdog = asyncio.create_task(self._watchdog(ws))
+            on_frame, clock = self._on_frame, time.monotonic
             try:
                 for subscription in replay:
                     for frame in protocol.subscribe_frames(subscription):
                         await ws.send(frame)
                 async for message in ws:
-                    await self._on_frame(self, message)
+                    self._heard_at = clock()
+                    pending = on_frame(self, message)
+                    if pending is not None:
+                        self._blocked = True
+                        try:
+                            await pending
+                        finally:
+                            self._blocked = False
+                            self._heard_at = clock()
             finally:
                 self._ws = None
+                watchdog.cancel()
         raise StreamEnded(f"closed by the server ({ws.close_code} {ws.close_reason})".replace(" )", ")"))
 
     async def _run_sse(self) -> None:
@@ -195,7 +219,34 @@ class ResilientConnection:
     async def _read_events(self, source: Any) -> None:
         async for event in source.aiter_sse():
             if event.data:
-                await self._on_frame(self, event.data)
+                pending = self._on_frame(self, event.data)
+                if pending is not None:
+                    await pending
+
+    async def _watchdog(self, ws: ClientConnection) -> None:
+        """Ping once the connection has been quiet for 0.4 timeout; drop it once quiet for the whole timeout."""
+        timeout, ping_after = self.timeout_s, 0.4 * self.timeout_s
+        pinged_at = -math.inf
+        while True:
+            now = time.monotonic()
+            if self._blocked:  # waiting for the consumer is not the server's silence
+                self._heard_at = now
+            quiet = now - self._heard_at
+            if quiet >= timeout:
+                self._timed_out = True
+                ws.transport.abort()
+                return
+            if quiet >= ping_after and pinged_at < self._heard_at:
+                pinged_at = now
+                with contextlib.suppress(ConnectionClosed):
+                    waiter = await ws.ping()
+                    asyncio.ensure_future(waiter).add_done_callback(self._pong)
+            wake = self._heard_at + (ping_after if pinged_at < self._heard_at else timeout)
+            await asyncio.sleep(max(0.0, wake - time.monotonic()))
+
+    def _pong(self, waiter: asyncio.Future[float]) -> None:
+        if not waiter.cancelled() and waiter.exception() is None:
+            self._heard_at = time.monotonic()
 
     # -- requests -------------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -28,7 +29,6 @@ from ..messages import (
     SubscribedWithInvalidFeedIdsIgnored,
     SubscriptionError,
     Unsubscribed,
-    scaled,
 )
 from ..requests import LazerSubscription, Subscription
 from .base import ProtocolAdapter, ProtocolError
@@ -124,8 +124,9 @@ def stream_updated(subscription_id: int, data: dict[str, Any]) -> StreamUpdated:
     return StreamUpdated(subscription_id, timestamp, feeds, payloads)
 
 
-def _price(raw: Any, expo: int) -> Any:
-    return None if raw is None else scaled(int(raw), expo)
+def _price(raw: Any, expo: int) -> Decimal | None:
+    """A mantissa (string or number) times ``10^expo``, exactly: one ``Decimal`` parse of ``<mantissa>E<expo>``."""
+    return None if raw is None else Decimal(f"{raw}E{expo}")
 
 
 def parse_feed(entry: dict[str, Any]) -> LazerFeed:
