@@ -106,7 +106,7 @@ async def run(tmp_path: Path, router: FakeLazer, protocol: str, seconds: float) 
 @pytest.mark.parametrize("protocol", ["seed000", "hermes_ws", "hermes_sse"])
 async def test_a_pricefeed_restarting_every_few_seconds_costs_no_update_and_repeats_none(
         tmp_path: Path, router: FakeLazer, protocol: str) -> None:
-    await run(tmp_path, router, protocol, seconds=12)
+    await run(tmp_path, router, protocol, seconds=9)
 
 
 @pytest.mark.slow

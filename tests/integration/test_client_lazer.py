@@ -215,3 +215,28 @@ async def test_a_silent_endpoint_is_detected_within_the_timeout(routers: tuple[F
     assert_exact_and_contiguous(collector.updates, [1])
     expected = "no message, heartbeat or pong within 2 s" if when == "after the handshake" else "TimeoutError"
     assert expected in silent.last_error, silent.last_error
+
+
+async def test_a_full_channel_warns_holds_the_connections_back_and_loses_nothing(
+        routers: tuple[FakeLazer, FakeLazer], caplog: pytest.LogCaptureFixture) -> None:
+    a, b = routers
+    client = (ClientBuilder("t0k3n").with_endpoints([a.url, b.url]).with_num_connections(2).with_timeout(1.0)
+              .with_channel_capacity(3).build())
+    async with client:
+        receiver = await client.start()
+        await client.subscribe(LazerSubscription(1, price_feed_ids=[1]))
+        first = await asyncio.wait_for(receiver.recv(), 5)
+        assert first == Subscribed(1)
+        while receiver.qsize() < 3:  # the channel fills while nobody reads
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(2.5)  # a consumer busy elsewhere for longer than the timeout
+        assert receiver.qsize() == 3
+        updates = []
+        while len(updates) < 20:
+            message = await asyncio.wait_for(receiver.recv(), 5)
+            assert isinstance(message, StreamUpdated)
+            updates.append(message)
+        stats = client.stats()
+    assert_exact_and_contiguous(updates, [1])
+    assert all(s.reconnects == 0 and s.last_error is None for s in stats)  # held back, not given up
+    assert "the channel is full (3 messages): messages will be delayed" in caplog.text
