@@ -145,6 +145,7 @@ async def test_a_fixed_rate_channel_sends_the_changed_feeds_latest_values_at_its
     pipeline, face, session, peer = setup()
     subscribe(session, priceFeedIds=[1, 2], channel="fixed_rate@200ms")
     assert peer.take() == [{"type": "subscribed", "subscriptionId": 1}]
+    assert pipeline.hub.demand() == {BTC, ETH}  # so an upstream streams the feeds a fixed-rate client watches
     pipeline.ingest.publish_many([update(BTC, 100, 1_010_000), update(ETH, 200, 1_020_000)])
     await asyncio.sleep(0)
     pipeline.ingest.publish(update(BTC, 101, 1_150_000))
@@ -164,6 +165,8 @@ async def test_a_fixed_rate_channel_sends_the_changed_feeds_latest_values_at_its
     await asyncio.sleep(0)
     assert peer.take() == [{"type": "streamUpdated", "subscriptionId": 1, "parsed": {
         "timestampUs": "1400000", "priceFeeds": [{"priceFeedId": 2, "price": "201"}]}}]
+    session.closed()
+    assert pipeline.hub.demand() == set() and pipeline.hub.subscription_count() == 0
 
 
 def test_channels_by_id_symbols_ignored_feeds_and_the_limit() -> None:

@@ -5,7 +5,9 @@ tick, and that someone watches on that channel, is published once on the
 derived topic ``lazer:<channel>:<feed id>``; the hub encodes it once and every
 subscription of that channel gets it in the same pass. Ticks fall on exact
 multiples of the period (as Lazer's ``timestampUs`` values do), so two
-pricefeed processes tick together.
+pricefeed processes tick together. Each channel learns what changed by
+subscribing to the watched feeds' price topics itself, which also makes them
+part of the hub's demand (an upstream then streams them).
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import contextlib
 from collections import Counter
 from typing import Any
 
+from ...contracts import Codec
 from ...hub import Hub
-from ...model import FeedId, PriceUpdate, now_us
+from ...model import FeedId, now_us
 from ...topics import Topic, derived_topic
 from .codec import Tick
 
@@ -33,41 +36,62 @@ def last_tick_us(channel: str, at_us: int) -> int:
     return at_us - at_us % period
 
 
+class _Changes:
+    """Nothing to encode: a feed's price topic only tells a channel that the feed changed."""
+
+    face = "lazer_clock"
+
+    def encode(self, topic: Topic, item: object) -> bytes:
+        return b""
+
+
+class _ChangeTracker:
+    """One channel's subscriber to the price topics it watches: collects the feeds that changed between ticks."""
+
+    __slots__ = ("changed", "codec")
+
+    def __init__(self) -> None:
+        self.codec: Codec = _Changes()
+        self.changed: set[FeedId] = set()
+
+    def deliver(self, frames: dict[Topic, bytes]) -> None:
+        self.changed.update(frames)
+
+
 class FixedRateClock:
     name = "lazer clock"
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self._watched: dict[str, Counter[FeedId]] = {channel: Counter() for channel in PERIODS_US}
-        self._changed: dict[str, set[FeedId]] = {channel: set() for channel in PERIODS_US}
+        self._trackers = {channel: _ChangeTracker() for channel in PERIODS_US}
         self._tasks: list[asyncio.Task[None]] = []
         self.ticks = 0
-        hub.add_listener(self._on_pass)
 
     def watch(self, channel: str, feed_id: FeedId) -> None:
-        self._watched[channel][feed_id] += 1
+        watched = self._watched[channel]
+        watched[feed_id] += 1
+        if watched[feed_id] == 1:
+            self.hub.subscribe(feed_id, self._trackers[channel])
 
     def unwatch(self, channel: str, feed_id: FeedId) -> None:
         watched = self._watched[channel]
         watched[feed_id] -= 1
         if watched[feed_id] <= 0:
             del watched[feed_id]
-            self._changed[channel].discard(feed_id)
+            tracker = self._trackers[channel]
+            self.hub.unsubscribe(feed_id, tracker)
+            tracker.changed.discard(feed_id)
 
     def changed(self, channel: str, feed_id: FeedId) -> None:
         """Send ``feed_id``'s latest price at the next tick, as if it had just changed."""
         if feed_id in self._watched[channel]:
-            self._changed[channel].add(feed_id)
-
-    def _on_pass(self, accepted: list[PriceUpdate]) -> None:
-        for channel, watched in self._watched.items():
-            if watched:
-                changed = self._changed[channel]
-                changed.update(u.feed_id for u in accepted if u.feed_id in watched)
+            self._trackers[channel].changed.add(feed_id)
 
     def tick(self, channel: str, at_us: int) -> None:
         """Publish the changed feeds' latest prices as of the tick at ``at_us``."""
-        changed, self._changed[channel] = self._changed[channel], set()
+        tracker = self._trackers[channel]
+        changed, tracker.changed = tracker.changed, set()
         latest = self.hub.latest
         for feed_id in changed:
             update = latest.get(feed_id)
