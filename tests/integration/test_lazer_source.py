@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import connect
 
+from pricefeed.client import PROPERTIES, ClientBuilder, LazerSubscription, StreamUpdated
 from pricefeed.lazer_ids import feed_id_for_lazer
 
 from ..lazer_server import BY_ID, FakeLazer, feed_values
@@ -22,7 +24,7 @@ PERP = feed_id_for_lazer(9001)
 
 def lazer_service(tmp_path: Path, name: str, *urls: str, channel: str = "fixed_rate@200ms") -> ServiceProcess:
     args = ["--source", "lazer", "--lazer-token", TOKEN, "--lazer-connections", "2", "--lazer-channel", channel,
-            "--feeds", "1", "--feeds", "2", "--feeds", "9001", "--rpc", "false"]
+            "--feeds", "1", "--feeds", "2", "--feeds", "Crypto.ETH-PERP/USD", "--rpc", "false"]
     for url in urls:
         args += ["--lazer-url", url]
     return ServiceProcess(tmp_path / f"{name}.db", *args)
@@ -77,7 +79,8 @@ async def test_the_routers_prices_reach_a_seed000_client_exactly(tmp_path: Path,
             assert update["expo"] == -8 and update["status"] == "trading"
     assert btc["symbol"] == "Crypto.BTC/USD" and btc["source"] == "lazer"
     assert btc["attributes"]["pyth_lazer_id"] == "1"  # type: ignore[index]
-    assert perp["symbol"] == "Lazer.9001" and perp["attributes"]["pyth_lazer_id"] == "9001"  # type: ignore[index]
+    assert perp["symbol"] == "Crypto.ETH-PERP/USD"  # asked for by symbol: Lazer's answers name only its id
+    assert perp["attributes"]["pyth_lazer_id"] == "9001"  # type: ignore[index]
     assert all(h["authorization"] == f"Bearer {TOKEN}" for h in router.handshakes)
     assert TOKEN not in service.log() and TOKEN not in str(status)
     source = next(s for s in status["sources"] if s["name"] == "lazer")
@@ -88,3 +91,36 @@ def iso_us(text: str) -> int:
     from pricefeed.client.protocols.seed000 import iso_to_us
 
     return iso_to_us(text)
+
+
+async def test_lazers_extra_properties_come_out_of_pricefeeds_lazer_face(tmp_path: Path, router: FakeLazer) -> None:
+    service = await lazer_service(tmp_path, "a", router.url).start()
+    try:
+        await wait_for_feed(service, PERP)
+        client = (ClientBuilder().with_endpoints([f"ws://127.0.0.1:{service.api_port}/v1/stream"])
+                  .with_num_connections(2).build())
+        updates: list[StreamUpdated] = []
+        async with client:
+            await client.subscribe(LazerSubscription(5, price_feed_ids=[9001, 1], properties=PROPERTIES,
+                                                     channel="real_time"))
+            async for message in client:
+                if isinstance(message, StreamUpdated):
+                    updates.append(message)
+                    if len(updates) == 6:
+                        break
+    finally:
+        await service.stop()
+    for update in updates[1:]:  # after the snapshot, each router tick as it comes
+        for feed in update.feeds:
+            assert feed.feed_update_timestamp_us is not None
+            values = feed_values(BY_ID[feed.price_feed_id], feed.feed_update_timestamp_us)
+            for name, got in (("price", feed.price), ("bestBidPrice", feed.best_bid_price),
+                              ("bestAskPrice", feed.best_ask_price), ("confidence", feed.confidence),
+                              ("emaPrice", feed.ema_price), ("emaConfidence", feed.ema_confidence)):
+                assert got == Decimal(str(values[name])).scaleb(-8), name
+            assert (feed.publisher_count, feed.exponent, feed.market_session) == (
+                values["publisherCount"], -8, "regular")
+            assert (feed.funding_rate, feed.funding_timestamp_us, feed.funding_rate_interval_us) == (
+                values.get("fundingRate"), values.get("fundingTimestamp"), values.get("fundingRateInterval"))
+            assert update.timestamp_us == max(f.feed_update_timestamp_us or 0 for f in update.feeds)
+    assert any(f.funding_rate is not None for u in updates for f in u.feeds)
