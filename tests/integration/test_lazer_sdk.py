@@ -49,7 +49,8 @@ async def test_the_lazer_sdk_gets_every_channel_at_its_rate(service: ServiceProc
         gaps = [b - a for a, b in pairwise(stamps)]
         expected = SECONDS * 1_000_000 / period
         assert expected * 0.6 <= len(stamps) <= expected + 2, f"channel {subscription}: {len(stamps)} messages"
-        assert median(gaps) == period
+        # A 50 ms tick can find no change when the market's own 50 ms step lands just after it.
+        assert median(gaps) == period if period >= 200_000 else median(gaps) <= 2 * period
         if period >= 200_000:  # every tick carries both feeds, which always changed within the period
             assert all(gap == period for gap in gaps)
             assert all([f["id"] for f in m["feeds"]] == [1, 2] for m in updates[subscription][1:])
