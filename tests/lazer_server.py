@@ -26,6 +26,7 @@ from websockets.http11 import Request, Response
 
 CHANNEL_PERIODS_US = {"real_time": 50_000, "fixed_rate@50ms": 50_000, "fixed_rate@200ms": 200_000,
                       "fixed_rate@1000ms": 1_000_000}
+CHANNEL_IDS = {"1": "real_time", "2": "fixed_rate@50ms", "3": "fixed_rate@200ms", "4": "fixed_rate@1000ms"}
 PROPERTY_ORDER = ("price", "bestBidPrice", "bestAskPrice", "publisherCount", "exponent", "confidence", "fundingRate",
                   "fundingTimestamp", "fundingRateInterval", "marketSession", "feedUpdateTimestamp", "emaPrice",
                   "emaConfidence")
@@ -196,8 +197,12 @@ class FakeLazer:
         if len(feeds) < len(wanted) or not feeds:
             return orjson.dumps({"type": "subscriptionError", "subscriptionId": subscription_id,
                                  "error": "unknown price feed ids or symbols"})
+        channel = CHANNEL_IDS.get(str(request.get("channel")), request.get("channel"))
+        if channel not in CHANNEL_PERIODS_US:
+            return orjson.dumps({"type": "subscriptionError", "subscriptionId": subscription_id,
+                                 "error": f"invalid channel: {channel}"})
         session.subscriptions[subscription_id] = _Subscription(
-            subscription_id, feeds, request["properties"], CHANNEL_PERIODS_US[request["channel"]])
+            subscription_id, feeds, request["properties"], CHANNEL_PERIODS_US[channel])
         return orjson.dumps({"type": "subscribed", "subscriptionId": subscription_id})
 
     async def _tick(self) -> None:
