@@ -16,6 +16,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from . import client as client_bench
 from . import report
 from .common import core_busy, cpu_jiffies
 from .harness import run_scenarios
@@ -34,8 +35,9 @@ def _rates(text: str) -> tuple[float, ...]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--scenario", action="append", choices=SCENARIOS, metavar="NAME",
-                        help=f"run only this scenario (repeatable; one of {', '.join(SCENARIOS)}; default: all)")
+    parser.add_argument("--scenario", action="append", choices=(*SCENARIOS, client_bench.SCENARIO), metavar="NAME",
+                        help=f"run only this scenario (repeatable; one of {', '.join(SCENARIOS)}, "
+                             f"{client_bench.SCENARIO}; default: all)")
     parser.add_argument("--quick", action="store_true", help="a reduced run, about a minute (CI smoke)")
     parser.add_argument("--profile", choices=sorted(PROFILES), default=None,
                         help="sizes and durations: full (default), quick (= --quick) or smoke (a few seconds)")
@@ -101,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
                 f"client cpus {sorted(client_cpus) if client_cpus else 'any'}")
         try:
             scenario_results = run_scenarios(profile, scenarios, systems, env, args.latency_rate)
+            client_results = client_bench.run(profile.name, server_cpus, client_cpus, Path(workdir), env.say) \
+                if client_bench.SCENARIO in (args.scenario or [client_bench.SCENARIO]) else None
         except KeyboardInterrupt:
             print("pricefeed bench: interrupted", file=sys.stderr)
             return 130
@@ -142,8 +146,12 @@ def run(args: argparse.Namespace) -> int:
         },
         "scenarios": scenario_results,
     }
+    if client_results is not None:
+        results["client"] = client_results
     report.write_json(results, args.json)
     print(report.table(results))
+    if client_results is not None:
+        print(client_bench.table(client_results))
     plot_path = args.plot or args.json.with_suffix(".png")
     plotted = report.plot(results, plot_path)
     print(f"results: {args.json}" + (f", plot: {plot_path}" if plotted else " (no plot: matplotlib missing or no "

@@ -1,5 +1,6 @@
 """The ``pricefeed`` command. Its options are generated from :class:`~pricefeed.config.Settings`,
-so a setting has one name everywhere."""
+so a setting has one name everywhere. ``pricefeed watch`` needs only the client, so it works on an install
+without the server's dependencies (``pip install pricefeed`` rather than ``pricefeed[server]``)."""
 
 from __future__ import annotations
 
@@ -9,18 +10,27 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, get_origin
+from typing import TYPE_CHECKING, Any, get_origin
 
 from . import __version__
-from .config import ConfigError, Settings, load_settings, option_name
 
-COMMANDS = ("serve", "bench")
+if TYPE_CHECKING:
+    from .config import Settings
+
+COMMANDS = ("serve", "bench", "watch")
+SERVER_MISSING = "pricefeed: the server's dependencies are not installed: pip install 'pricefeed[server]'"
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .client import watch
+    from .config import Settings, option_name
+
     parser = argparse.ArgumentParser(prog="pricefeed", description="A real-time market price gateway.")
     parser.add_argument("--version", action="version", version=f"pricefeed {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    watch.add_arguments(commands.add_parser(
+        "watch", help="a live table of the prices any Lazer, seed-000 or Hermes endpoint sends",
+        description=watch.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter))
     serve = commands.add_parser("serve", help="run the service (the default command)",
                                 description="Run the service. Every option can also be set with an environment "
                                             "variable PRICEFEED_<NAME>, in a .env file or in --config FILE.")
@@ -52,12 +62,22 @@ def _bench() -> Any:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["watch"]:  # the client alone: no server module is imported
+        from .client.watch import main as watch
+
+        return watch(args[1:])
     if not args or (args[0] not in COMMANDS and args[0] not in ("-h", "--help", "--version")):
         args.insert(0, "serve")
-    parser = build_parser()
+    try:
+        parser = build_parser()
+    except ImportError:
+        print(SERVER_MISSING, file=sys.stderr)
+        return 2
     namespace = parser.parse_args(args)
     if namespace.command == "bench":
         return int(_bench().run(namespace))
+    from .config import ConfigError, load_settings
+
     values: dict[str, Any] = {k: v for k, v in vars(namespace).items() if k != "command"}
     try:
         settings = load_settings(values)

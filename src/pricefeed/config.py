@@ -21,8 +21,11 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 from .accounts import parse_publishers
 
 HERMES_STREAM_URL = "https://hermes.pyth.network/v2/updates/price/stream"
-SourceName = Literal["hermes", "sim", "kite"]
+SourceName = Literal["hermes", "sim", "kite", "lazer"]
 KITE_TICKER_URL = "wss://ws.kite.trade"
+LAZER_STREAM_URLS = ["wss://pyth-lazer-0.dourolabs.app/v1/stream", "wss://pyth-lazer-1.dourolabs.app/v1/stream",
+                     "wss://pyth-lazer-2.dourolabs.app/v1/stream"]
+LazerChannel = Literal["real_time", "fixed_rate@50ms", "fixed_rate@200ms", "fixed_rate@1000ms"]
 LogLevel = Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
 
 
@@ -45,7 +48,7 @@ class Settings(BaseSettings):
         [HERMES_STREAM_URL], description="Pyth Hermes SSE stream URL (repeatable)")
     log_level: LogLevel = Field("INFO", description="Logging level")
     source: Annotated[list[SourceName], NoDecode] = Field(
-        ["hermes"], description="Upstream source: hermes, sim or kite (repeatable)")
+        ["hermes"], description="Upstream source: hermes, lazer, kite or sim (repeatable)")
     db: Path = Field(default_factory=default_db_path, description="SQLite file that keeps feeds and last prices")
     config: Path | None = Field(None, description="A TOML or JSON file with any of these settings")
     seed: int | None = Field(None, description="Random seed of the simulated market (deterministic runs)")
@@ -62,7 +65,8 @@ class Settings(BaseSettings):
     slow_client_timeout: float = Field(10.0, gt=0, description="Seconds a client may block writes before it is closed")
     store_flush_interval: float = Field(1.0, gt=0, description="Seconds between saves of the latest prices")
     feeds: Annotated[list[str], NoDecode] = Field(
-        [], description="Feeds the Hermes source always streams, ids or symbols (repeatable; default: major crypto)")
+        [], description="Feeds the Hermes and Lazer sources always stream, ids or symbols (Lazer also takes its "
+                        "numeric ids; repeatable; default: major crypto, and for Lazer the feeds with a known id)")
     upstream_connections: int = Field(2, ge=1, le=16, description="Redundant Hermes streams held at once")
     pyth_api_key: SecretStr | None = Field(None, description="Hermes API key, sent as a Bearer token; never logged")
     hermes_silence_timeout: float = Field(
@@ -70,6 +74,13 @@ class Settings(BaseSettings):
     hermes_requests_per_10s: int = Field(
         10, ge=1, le=10_000,
         description="Requests the Hermes source makes per 10 s at most, all streams and metadata together")
+    lazer_url: Annotated[list[str], NoDecode] = Field(
+        LAZER_STREAM_URLS, description="Pyth Lazer stream URL (repeatable; connections go round-robin over them)")
+    lazer_token: SecretStr | None = Field(None, description="Pyth Lazer access token; never logged")
+    lazer_channel: LazerChannel = Field("fixed_rate@200ms", description="Lazer channel the Lazer source subscribes to")
+    lazer_connections: int = Field(4, ge=1, le=16, description="Redundant Lazer connections held at once")
+    lazer_stream: bool = Field(True, description="Serve the Lazer-compatible /v1/stream and /v1/symbols on the API "
+                               "port (true or false)")
     rpc: bool = Field(True, description="Serve the pythd JSON-RPC API for publishers (true or false)")
     rpc_host: str = Field("127.0.0.1", description="Host of the pythd JSON-RPC WebSocket (local only by default)")
     rpc_port: int = Field(8910, ge=0, le=65535, description="Port of the pythd JSON-RPC WebSocket")
@@ -114,7 +125,7 @@ class Settings(BaseSettings):
         10.0, gt=0, description="Seconds without a tick or heartbeat after which the Kite connection is replaced")
 
     @field_validator("source", "pyth_sse_url", "feeds", "rpc_publisher", "rpc_origins", "cors_origins",
-                     "candle_intervals", "kite_symbols", mode="before")
+                     "candle_intervals", "kite_symbols", "lazer_url", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         """Accept ``sim,hermes`` from the environment or a file as well as a list."""

@@ -127,6 +127,22 @@ class Quote:
     asks: tuple[DepthLevel, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class MarketDetails:
+    """What a Lazer-style source adds to a price (reference/lazer.md section 4.1); None where it has no value.
+
+    Bid and ask are mantissas with the update's exponent; funding times and intervals are in microseconds.
+    """
+
+    best_bid: int | None = None
+    best_ask: int | None = None
+    publisher_count: int | None = None
+    funding_rate: int | None = None
+    funding_timestamp_us: int | None = None
+    funding_rate_interval_us: int | None = None
+    market_session: str | None = None
+
+
 @dataclass(slots=True)
 class PriceUpdate:
     """One price of one feed at one publish time.
@@ -155,6 +171,9 @@ class PriceUpdate:
     """The quantity of the last trade."""
     quote: Quote | None = None
     """The exchange's session figures and order book, where the source has them."""
+    details: MarketDetails | None = None
+    """Best bid/ask, publisher count, funding and market session, from sources that have them (Lazer), so the
+    Lazer face can serve them again; one optional field keeps every other source's updates as small as before."""
 
     @property
     def publish_time(self) -> int:

@@ -183,7 +183,8 @@ async def test_status_counts_every_face_and_metrics_parse(app: App) -> None:
             metrics = (await http.get("/metrics")).text
     assert status["connections"] == 6
     assert status["connections_by_face"] == {"seed000": 1, "hermes_ws": 2, "hermes_sse": 3, "streams_stream": 0,
-                                             "streams_analysis": 0, "streams_alerts": 0, "streams_portfolio": 0}
+                                             "streams_analysis": 0, "streams_alerts": 0, "streams_portfolio": 0,
+                                             "lazer": 0}
     families = {f.name: f for f in text_string_to_metric_families(metrics)}
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in families.values() for s in f.samples}
     assert samples[("pricefeed_connections", (("face", "hermes_sse"),))] == 3

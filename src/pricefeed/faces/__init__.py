@@ -21,6 +21,7 @@ from ..transport.wsframe import FramedCodec
 from .hermes_sse import ALL_UPDATES
 from .hermes_ws import MAX_MESSAGE_BYTES, PLAIN, HermesWsSession
 from .jsonrpc import RPC_LIMITS, PythdApi, create_rpc_server, parse_publishers
+from .lazer import AUTH_SUBPROTOCOL, PING_INTERVAL_S, LazerFace
 from .rest import create_rest_app
 from .services import Services
 from .simple_ws import Limits, SimpleWsCodec, SimpleWsSession
@@ -104,8 +105,19 @@ def build_listeners(services: Services, settings: Settings, oracle: Oracle | Non
         hermes_ws.on_sweep = sweep_pings
         hermes_sse = Listener("hermes_sse", ALL_UPDATES, _no_session, limits, services.metrics)
         hermes_sse.on_sweep = sweep_streams
-        server = ApiServer(create_rest_app(services, hermes_sse), settings.api_host, settings.api_port,
-                           websockets={"/ws": hermes_ws}, streams=[hermes_sse], header_timeout_s=limits.idle_timeout_s)
+        websockets = {"/ws": hermes_ws}
+        lazer_face = None
+        if settings.lazer_stream:
+            lazer_face = LazerFace(services.hub, max_feeds=settings.max_subscriptions)
+            lazer = Listener("lazer", lazer_face.default_codec, lazer_face.session,
+                             dataclasses.replace(limits, ping_interval_s=PING_INTERVAL_S), services.metrics)
+            lazer.on_sweep = sweep_pings
+            lazer.subprotocol = AUTH_SUBPROTOCOL
+            websockets["/v1/stream"] = lazer
+            components["lazer clock"] = lazer_face.clock
+            listeners.append(lazer)
+        server = ApiServer(create_rest_app(services, hermes_sse, lazer_face), settings.api_host, settings.api_port,
+                           websockets=websockets, streams=[hermes_sse], header_timeout_s=limits.idle_timeout_s)
         components["api"] = Task("api", server.start, server.close)
         ports["api"] = lambda: server.port
         listeners += [hermes_ws, hermes_sse]

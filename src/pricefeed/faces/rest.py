@@ -16,6 +16,8 @@ from .. import __version__
 from ..model import Feed, asset_type_key, parse_feed_id, scaled
 from ..transport.listener import Listener
 from .hermes_rest import create_hermes_router
+from .lazer import LazerFace
+from .lazer.symbols import create_lazer_router
 from .services import Services
 from .simple_ws import iso_time
 
@@ -46,7 +48,7 @@ class ApiError(Exception):
         self.message = message
 
 
-def create_rest_app(app: Services, hermes_streams: Listener) -> FastAPI:
+def create_rest_app(app: Services, hermes_streams: Listener, lazer: LazerFace | None = None) -> FastAPI:
     api = FastAPI(title="pricefeed", version=__version__,
                   description="Real-time market prices: status and feeds, and a Hermes-compatible API "
                               "(`/v2/...`, `/api/...`, and the WebSocket `/ws`) that Pyth's own clients can use "
@@ -126,4 +128,6 @@ def create_rest_app(app: Services, hermes_streams: Listener) -> FastAPI:
         return Response(app.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     api.include_router(create_hermes_router(app, hermes_streams))
+    if lazer is not None:
+        api.include_router(create_lazer_router(lazer))
     return api

@@ -23,4 +23,8 @@ def create_source(name: str, sink: Sink, settings: Settings) -> Source:
         from .kite.source import KiteSource
 
         return KiteSource.from_settings(sink, settings)
+    if name == "lazer":
+        from .lazer import LazerSource
+
+        return LazerSource.from_settings(sink, settings)
     raise ValueError(f"unknown source {name!r}")

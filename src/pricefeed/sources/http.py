@@ -16,10 +16,10 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from ..client.urls import redact_url
 from ..resilience import describe_error
 
 __all__ = ["OFFLINE_HINT", "RequestBudget", "describe_error", "describe_failure", "parse_retry_after",
@@ -56,13 +56,6 @@ async def read_error_body(response: httpx.Response, limit: int = 4096) -> str:
     except httpx.HTTPError:
         pass
     return body[:limit].decode("utf-8", "replace").strip()
-
-
-def redact_url(url: str) -> str:
-    """A URL without credentials or query, where a token may hide: safe for logs and ``/status``."""
-    parts = urlsplit(url)
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def unreachable_hint(exc: BaseException) -> str | None:

@@ -21,8 +21,10 @@ class ConnectionLimits:
     idle_timeout_s: float = 10.0
     """A connection that has not completed its handshake (or request head) by then is dropped."""
     ping_interval_s: float = 30.0
-    """A WebSocket on an API-style port is pinged this often; one that has sent nothing and answered no ping
-    since the previous ping is closed (Hermes' 30 s)."""
+    """A WebSocket on an API-style port is pinged this often (Hermes: 30 s)."""
+    pong_timeout_s: float = 30.0
+    """A WebSocket that has sent nothing, not even a pong, this long after a ping is closed (Hermes: by the next
+    ping)."""
 
 
 class TokenBucket:

@@ -45,6 +45,8 @@ class Listener:
         self.on_sweep: Callable[[Connection], None] | None = None
         """Per-connection work on each sweep (e.g. the API port's WebSocket pings)."""
         self._warned_origins: set[str] = set()
+        self.subprotocol: str | None = None
+        """A WebSocket subprotocol this face echoes when a client offers it (e.g. Lazer's ``pyth-lazer-auth``)."""
 
     def wire_codec(self, codec: Codec) -> Codec:
         """A face's codec as this listener writes it (framed for WebSockets), one instance per codec, so the

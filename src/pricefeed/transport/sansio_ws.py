@@ -13,13 +13,14 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import cast
 
 from websockets.exceptions import InvalidState
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
+from websockets.typing import Subprotocol
 
 from ..contracts import CloseCode, Handshake
 from .connection import Connection
@@ -101,12 +102,15 @@ class SansIoWebSocket(Connection, asyncio.Protocol):
             self.receive_message(message, self._fragment_is_text)
 
     def ping(self, now: float) -> None:
-        """Ping every ``limits.ping_interval_s``; a peer that has sent nothing since the previous ping is closed."""
-        if now - self._last_ping_at < self.limits.ping_interval_s or self.closing:
+        """Ping every ``limits.ping_interval_s``; a peer that left a ping unanswered for ``limits.pong_timeout_s``
+        (anything it sends counts as an answer) is closed."""
+        limits = self.limits
+        if now - self._last_ping_at < limits.ping_interval_s or self.closing:
             return
         if self._ping_sent_at is not None:
-            self.close(CloseCode.POLICY_VIOLATION, "no pong to the last ping", abort=True)
-            self.listener.refused("idle")
+            if now - self._ping_sent_at >= limits.pong_timeout_s:
+                self.close(CloseCode.POLICY_VIOLATION, "no pong to the last ping", abort=True)
+                self.listener.refused("idle")
             return
         self._last_ping_at = self._ping_sent_at = now
         self.protocol.send_ping(b"")
@@ -150,6 +154,7 @@ class WebSocketUpgrade(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.protocol: ServerProtocol | None = None
         self.connection: SansIoWebSocket | None = None
+        self._route: Listener | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not asyncio's classes
@@ -160,7 +165,8 @@ class WebSocketUpgrade(asyncio.Protocol):
             return
         assert self.transport is not None
         if self.protocol is None:
-            self.protocol = ServerProtocol(max_size=None, logger=_protocol_log)
+            self.protocol = ServerProtocol(max_size=None, logger=_protocol_log,
+                                           select_subprotocol=lambda _, offered: self._select_subprotocol(offered))
         self.protocol.receive_data(data)
         for event in self.protocol.events_received():
             if isinstance(event, Request):
@@ -182,6 +188,12 @@ class WebSocketUpgrade(asyncio.Protocol):
         if self.connection is not None:
             self.connection.resume_writing()
 
+    def _select_subprotocol(self, offered: Sequence[Subprotocol]) -> Subprotocol | None:
+        """The route's subprotocol when the client offers it, else none (both sides must agree, or the client
+        aborts)."""
+        wanted = None if self._route is None else self._route.subprotocol
+        return Subprotocol(wanted) if wanted is not None and wanted in offered else None
+
     def _upgrade(self, request: Request) -> None:
         assert self.transport is not None and self.protocol is not None
         headers = {k.lower(): v for k, v in request.headers.raw_items()}
@@ -201,6 +213,7 @@ class WebSocketUpgrade(asyncio.Protocol):
             response = protocol.reject(403, refusal + "\n")
         else:
             protocol.max_message_size = listener.limits.max_message_bytes
+            self._route = listener
             response = protocol.accept(request)
         protocol.send_response(response)
         if response.status_code != 101 or listener is None:

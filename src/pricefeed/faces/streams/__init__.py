@@ -33,7 +33,8 @@ def create_streams_server(services: Services, settings: Settings) -> tuple[ApiSe
     context = StreamContext(services.hub, symbols, codecs, services.analytics, settings.max_subscriptions)
     origins = OriginPolicy.of(settings.cors_origins)
     # A connection is pinged every half of the idle timeout; one that sent nothing since the last ping is closed.
-    limits = dataclasses.replace(services.limits, ping_interval_s=settings.streams_idle_timeout / 2)
+    limits = dataclasses.replace(services.limits, ping_interval_s=settings.streams_idle_timeout / 2,
+                                 pong_timeout_s=settings.streams_idle_timeout / 2)
     listeners: list[tuple[Endpoint, Listener]] = []
     for endpoint in ENDPOINTS:
         listener = Listener(endpoint.face, codecs.data, _session_factory(endpoint, context), limits,
