@@ -25,6 +25,7 @@ from .faces.services import Services
 from .history import PriceHistory
 from .metrics import Metrics
 from .pipeline import local_pipeline
+from .policy import AccessPolicy, AnonymousLimits, KeyRing
 from .slots import SlotClock
 from .sources import Source, create_source
 from .sources.publishers import LocalOracle
@@ -34,6 +35,15 @@ from .transport.connection import Connection
 from .transport.limits import ConnectionLimits
 
 log = logging.getLogger(__name__)
+
+
+def access_policy(settings: Settings) -> AccessPolicy:
+    """The service's one access policy: its keys and the limits of clients without one."""
+    keys = KeyRing([key.get_secret_value() for key in settings.api_key], settings.keys)
+    anonymous = AnonymousLimits(connections_per_ip=settings.ip_connections,
+                                handshakes_per_second_per_ip=settings.ip_handshakes_per_second,
+                                handshake_burst=max(1, int(2 * settings.ip_handshakes_per_second)))
+    return AccessPolicy(keys, anonymous)
 
 
 class App:
@@ -67,7 +77,8 @@ class App:
                                     outbox_limit_bytes=settings.outbox_limit_bytes,
                                     slow_client_timeout_s=settings.slow_client_timeout,
                                     idle_timeout_s=settings.handshake_timeout),
-            health=self.health, status=self.status, stopping=lambda: self.stopping, analytics=self.analytics)
+            health=self.health, status=self.status, stopping=lambda: self.stopping, analytics=self.analytics,
+            access=access_policy(settings))
         self.listeners: Listening = build_listeners(self.services, settings, self.oracle, slot_clock)
         self.assembly = Assembly([
             Task("store", self._open_store, self.store.close),

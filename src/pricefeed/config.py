@@ -107,6 +107,16 @@ class Settings(BaseSettings):
         [], validation_alias=AliasChoices("cors_origins", "PRICEFEED_CORS_ORIGINS", "CORS_ORIGINS"),
         description="Origins (e.g. http://localhost:3000) allowed to use the stream service from a browser, comma "
                     "separated or repeated; also the CORS_ORIGINS environment variable (none: every origin)")
+    api_key: Annotated[list[SecretStr], NoDecode] = Field(
+        [], description="An API key every face then requires (repeatable; never logged): Authorization: Bearer, "
+                        "?ACCESS_TOKEN=, ?token= or Lazer's pyth-lazer-auth subprotocol; the pythd face keeps its "
+                        "publisher keys")
+    keys: Path | None = Field(None, description="A TOML or JSON file of API keys with, per key, a name, the faces and "
+                              "feeds it may use and its limits (connections, subscriptions, messages_per_second, "
+                              "bytes_per_second); re-read when it changes")
+    ip_connections: int = Field(200, ge=1, description="Connections a client IP without a key may hold at once")
+    ip_handshakes_per_second: float = Field(50.0, gt=0, description="Connection attempts per second a client IP "
+                                            "without a key may make (after a burst of twice that)")
     candle_intervals: Annotated[list[str], NoDecode] = Field(
         ["1s", "1m", "5m"], description="Candle intervals, e.g. 1s, 1m, 5m, 1h (repeatable)")
     candle_history: int = Field(100, ge=1, le=100_000,
@@ -125,7 +135,7 @@ class Settings(BaseSettings):
         10.0, gt=0, description="Seconds without a tick or heartbeat after which the Kite connection is replaced")
 
     @field_validator("source", "pyth_sse_url", "feeds", "rpc_publisher", "rpc_origins", "cors_origins",
-                     "candle_intervals", "kite_symbols", "lazer_url", mode="before")
+                     "candle_intervals", "kite_symbols", "lazer_url", "api_key", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         """Accept ``sim,hermes`` from the environment or a file as well as a list."""
@@ -142,6 +152,18 @@ class Settings(BaseSettings):
     @classmethod
     def _valid_publishers(cls, value: list[str]) -> list[str]:
         parse_publishers(value)  # raises ValueError with what is wrong
+        return value
+
+    @field_validator("keys")
+    @classmethod
+    def _valid_keys_file(cls, value: Path | None) -> Path | None:
+        from .policy import read_keys_file
+
+        if value is not None:
+            try:
+                read_keys_file(value)
+            except (OSError, ValueError) as exc:
+                raise ValueError(str(exc)) from None
         return value
 
     @field_validator("candle_intervals")

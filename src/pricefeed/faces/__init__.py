@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..components import Component, Task
-from ..transport.http import ApiServer
+from ..transport.http import ApiServer, KeyGuard
 from ..transport.listener import Listener
 from ..transport.picows import PicowsServer
 from ..transport.sansio_ws import sweep_pings
@@ -116,13 +116,29 @@ def build_listeners(services: Services, settings: Settings, oracle: Oracle | Non
             websockets["/v1/stream"] = lazer
             components["lazer clock"] = lazer_face.clock
             listeners.append(lazer)
-        server = ApiServer(create_rest_app(services, hermes_sse, lazer_face), settings.api_host, settings.api_port,
+        rest_app = KeyGuard(create_rest_app(services, hermes_sse, lazer_face), services.access, services.metrics,
+                            api_face_of)
+        server = ApiServer(rest_app, settings.api_host, settings.api_port,
                            websockets=websockets, streams=[hermes_sse], header_timeout_s=limits.idle_timeout_s)
         components["api"] = Task("api", server.start, server.close)
         ports["api"] = lambda: server.port
         listeners += [hermes_ws, hermes_sse]
 
+    for listener in listeners:
+        if listener.face != "pythd":  # publishers' keys guard the pythd face (--rpc-publisher)
+            listener.access = services.access
     return Listening(components, ports, listeners, pythd)
+
+
+def api_face_of(path: str) -> str:
+    """The face an HTTP request on the API port uses, as keys name it."""
+    if path.startswith("/v2/updates/") and path.rstrip("/").endswith("/stream"):
+        return "hermes_sse"
+    if path.startswith(("/v2/", "/api/")):
+        return "hermes_rest"
+    if path.startswith("/v1/"):
+        return "lazer"
+    return "rest"
 
 
 async def _nothing() -> None:

@@ -14,6 +14,7 @@ from ..analytics import Analytics
 from ..history import PriceHistory
 from ..hub import Hub
 from ..metrics import Metrics
+from ..policy import OPEN_POLICY, AccessPolicy
 from ..transport.limits import ConnectionLimits
 
 
@@ -29,3 +30,5 @@ class Services:
     stopping: Callable[[], bool]
     analytics: Analytics | None = None
     """Market days and candles (the seed-004 stream service's data)."""
+    access: AccessPolicy = OPEN_POLICY
+    """Keys and per-IP limits, applied by the transports (``policy.py``)."""

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from ..contracts import CloseCode, Codec, Handshake, Session
+from ..policy import OPEN, Admission
 from ..topics import Topic
 from .limits import ConnectionLimits, TokenBucket
 from .outbox import Outbox
@@ -51,9 +52,11 @@ class Connection:
     codec: Codec
 
     def __init__(self, listener: Owner, handshake: Handshake,
-                 session_factory: SessionFactory | None = None) -> None:
+                 session_factory: SessionFactory | None = None, admission: Admission = OPEN) -> None:
         self.listener = listener
         self.handshake = handshake
+        self.admission = admission
+        """The key it presented and the IP it counts against (released by the listener when it goes)."""
         self.codec = listener.codec
         self.limits: ConnectionLimits = listener.limits
         self.client_id = str(uuid.uuid4())
@@ -65,7 +68,15 @@ class Connection:
         self._write: Callable[[bytes], None] | None = None
         self._paused_since: float | None = None
         self._closing = False
-        self._inbound = TokenBucket(self.limits.max_messages_per_second, self.limits.message_burst)
+        key_limits = admission.limits
+        rate, burst = self.limits.max_messages_per_second, float(self.limits.message_burst)
+        if key_limits.messages_per_second is not None:  # a key's own rate, with two seconds' worth of burst
+            rate = min(rate, key_limits.messages_per_second)
+            burst = max(1.0, min(burst, 2 * rate))
+        self._inbound = TokenBucket(rate, burst)
+        per_second = key_limits.bytes_per_second
+        self._byte_budget = None if per_second is None else TokenBucket(per_second, 2 * per_second)
+        """The key's outbound bytes per second (two seconds' worth of burst), checked once per write."""
         self.session: Session = (session_factory or listener.session_factory)(self)
 
     # -- what an adapter calls ------------------------------------------------
@@ -96,7 +107,7 @@ class Connection:
             return
         if not self._inbound.take():
             self.close(CloseCode.POLICY_VIOLATION,
-                       f"message rate limit exceeded: at most {self.limits.max_messages_per_second:g} per second")
+                       f"message rate limit exceeded: at most {self._inbound.rate:g} per second")
             return
         if is_text:
             self.session.receive_text(payload)
@@ -129,7 +140,10 @@ class Connection:
         write = self._write
         if self._paused_since is None and write is not None and not self.outbox and not self._closing:
             # The common case, kept to one write: nothing is queued and the socket takes data.
-            write(self.render(frames.values()))
+            data = self.render(frames.values())
+            if self._byte_budget is not None and self._over_byte_budget(len(data)):
+                return
+            write(data)
             self.messages_sent += len(frames)
             return
         put = self.outbox.put
@@ -158,8 +172,21 @@ class Connection:
             self.check_slow()
             return
         frames = self.outbox.take_frames()
-        write(self.render(frames))
+        data = self.render(frames)
+        if self._byte_budget is not None and self._over_byte_budget(len(data)):
+            return
+        write(data)
         self.messages_sent += len(frames)
+
+    def _over_byte_budget(self, size: int) -> bool:
+        """Close a connection whose key's byte budget this write would overdraw (1008); True if it was closed."""
+        assert self._byte_budget is not None
+        if self._byte_budget.take(size):
+            return False
+        self.listener.refused("key_bytes")
+        self.close(CloseCode.POLICY_VIOLATION,
+                   f"byte rate limit exceeded: at most {self._byte_budget.rate:g} bytes per second")
+        return True
 
     def check_slow(self) -> bool:
         """Close a connection that is over its byte bound or blocked too long; True if it was closed."""

@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
+from urllib.parse import parse_qs
 
 import uvicorn
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from ..policy import OriginPolicy
+from ..metrics import Metrics
+from ..policy import OPEN_PATHS, AccessPolicy, OriginPolicy, Refusal, log_refusal
 from .listener import Listener
 from .sansio_ws import upgrade_protocol
 
@@ -116,6 +119,39 @@ class OriginGuard:
             refusal = self.policy.refusal(headers.get(b"origin"), headers.get(b"host"))
             if refusal is not None:
                 await PlainTextResponse(refusal, status_code=403)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class KeyGuard:
+    """ASGI middleware: when keys are configured, an HTTP request without a valid key for its face gets 401 or
+    403 (``WWW-Authenticate: Bearer``), counted by reason and logged once; probes (``/health``) stay open.
+    WebSocket upgrades are checked by our upgrade protocol, before the app."""
+
+    def __init__(self, app: ASGIApp, policy: AccessPolicy, metrics: Metrics, face_of: Callable[[str], str]) -> None:
+        self.app = app
+        self.policy = policy
+        self.face_of = face_of
+        self._refusals = metrics.refusals
+        self._warned: set[tuple[str, str, str]] = set()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.policy.keys_required and scope["path"] not in OPEN_PATHS \
+                and scope["method"] != "OPTIONS":  # a CORS preflight carries no credentials
+            face = self.face_of(scope["path"])
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]
+                       if k in (b"authorization", b"sec-websocket-protocol")}
+            query = {k: v[-1] for k, v in parse_qs(scope.get("query_string", b"").decode("latin-1")).items()}
+            checked = self.policy.check(face, headers, query)
+            if isinstance(checked, Refusal):
+                client = scope.get("client")
+                refusal = dataclasses.replace(checked, who=str(client[0]) if client else "-") \
+                    if checked.who == "-" else checked
+                self._refusals.labels(face, refusal.reason).inc()
+                log_refusal(face, refusal, self._warned)
+                extra = {"WWW-Authenticate": "Bearer"} if refusal.status == 401 else None
+                await JSONResponse({"error": refusal.message.strip()}, status_code=refusal.status,
+                                   headers=extra)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 

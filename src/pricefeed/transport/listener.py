@@ -9,15 +9,13 @@ from collections.abc import Callable
 
 from ..contracts import CloseCode, Codec, Handshake
 from ..metrics import Metrics
-from ..policy import ANY_ORIGIN, OriginPolicy
+from ..policy import ANY_ORIGIN, OPEN, OPEN_POLICY, AccessPolicy, Admission, OriginPolicy, Refusal, log_refusal
 from .connection import Connection, SessionFactory
 from .limits import ConnectionLimits
 
 log = logging.getLogger(__name__)
 
 SWEEP_INTERVAL_S = 1.0
-MAX_WARNED_ORIGINS = 100
-"""Origins whose refusal is logged at warning level (a page may retry in a loop; origins are free to make up)."""
 
 
 class Listener:
@@ -44,7 +42,9 @@ class Listener:
         """Set whenever the last connection goes, so a shutdown can wait for it."""
         self.on_sweep: Callable[[Connection], None] | None = None
         """Per-connection work on each sweep (e.g. the API port's WebSocket pings)."""
-        self._warned_origins: set[str] = set()
+        self._warned: set[tuple[str, str, str]] = set()
+        self.access: AccessPolicy = OPEN_POLICY
+        """Keys and per-IP limits (the service's one policy; the pythd face keeps its publisher keys instead)."""
         self.subprotocol: str | None = None
         """A WebSocket subprotocol this face echoes when a client offers it (e.g. Lazer's ``pyth-lazer-auth``)."""
 
@@ -64,6 +64,7 @@ class Listener:
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep(), name=f"{self.face}-sweep")
 
     def detached(self, connection: Connection) -> None:
+        self.access.release(connection.admission)
         if connection in self.connections:
             self.connections.discard(connection)
             self._connected.dec()
@@ -76,18 +77,31 @@ class Listener:
     def refused(self, reason: str) -> None:
         self._refusals.labels(self.face, reason).inc()
 
-    def refusal(self, handshake: Handshake) -> str | None:
-        """Why this face refuses a handshake (its 403 body), or None; counted, and logged once per origin."""
+    def admit(self, handshake: Handshake, ip: str | None) -> Admission | Refusal:
+        """Let a handshake in (its admission goes to the connection, released when it goes) or refuse it: origin
+        (403), key (401, 403), over a key's or an IP's limits (429); refusals are counted, and logged once."""
         origin = handshake.headers.get("origin")
         why = self.origin_policy.refusal(origin, handshake.headers.get("host"))
         if why is not None and origin is not None:
-            self.refused("origin")
-            first = origin not in self._warned_origins and len(self._warned_origins) < MAX_WARNED_ORIGINS
-            if first:
-                self._warned_origins.add(origin)
-            log.log(logging.WARNING if first else logging.DEBUG, "%s: refused a browser connection from origin %r"
-                    " (allow it with %s)", self.face, origin[:200], self.origin_policy.setting)
-        return why
+            return self.refused_with(Refusal(403, "origin", why, origin[:200]))
+        admitted = self.access.admit(self.face, handshake.headers, handshake.query, ip)
+        return self.refused_with(admitted) if isinstance(admitted, Refusal) else admitted
+
+    def admit_ip(self, connection: Connection, ip: str) -> Refusal | None:
+        """The IP's limits for a connection let in without a key before its IP was known (picows tells it only
+        once connected); the adapter closes a refused one with 1008 and the reason."""
+        if connection.admission is not OPEN or self.access.keys_required:
+            return None
+        admitted = self.access.admit_ip(self.face, ip)
+        if isinstance(admitted, Refusal):
+            return self.refused_with(admitted)
+        connection.admission = admitted
+        return None
+
+    def refused_with(self, refusal: Refusal) -> Refusal:
+        self.refused(refusal.reason)
+        log_refusal(self.face, refusal, self._warned)
+        return refusal
 
     def queued_bytes(self) -> int:
         return sum(conn.queued_bytes for conn in self.connections)

@@ -28,7 +28,7 @@ from picows import (
 
 from ..contracts import CloseCode, Codec, Handshake
 from ..metrics import Metrics
-from ..policy import ANY_ORIGIN, OriginPolicy
+from ..policy import ANY_ORIGIN, Admission, OriginPolicy, Refusal
 from .connection import Connection, SessionFactory
 from .limits import ConnectionLimits
 from .listener import Listener
@@ -57,18 +57,24 @@ def reset_on_close(sock: socket.socket | None) -> None:
 class PicowsConnection(Connection, WSListener):
     """A picows listener that is a :class:`Connection`."""
 
-    def __init__(self, listener: Listener, handshake: Handshake) -> None:
+    def __init__(self, listener: Listener, handshake: Handshake, admission: Admission) -> None:
         self.transport: WSTransport | None = None
         self._fragments: list[bytes] = []
         self._fragments_size = 0
         self._fragment_is_text = True
-        Connection.__init__(self, listener, handshake)
+        self._listener = listener
+        Connection.__init__(self, listener, handshake, admission=admission)
 
     # -- picows callbacks ---------------------------------------------------
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.transport = transport
         peer = transport.underlying_transport.get_extra_info("peername")
+        refusal = self._listener.admit_ip(self, peer[0] if peer else "-")
+        if refusal is not None:  # over its IP's limits: refused before the session starts
+            transport.send_close(WSCloseCode.POLICY_VIOLATION, refusal.message.strip().encode()[:123])
+            transport.disconnect()
+            return
         self.attach(transport.underlying_transport.write, f"{peer[0]}:{peer[1]}" if peer else "-")
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
@@ -144,6 +150,8 @@ class PicowsConnection(Connection, WSListener):
 
 
 def _refusal(status: int, reason: str, headers: dict[str, str] | None = None) -> WSUpgradeResponseWithListener:
+    if status == 401:
+        headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
     response = WSUpgradeResponse.create_error_response(status, reason.encode(), headers)
     return WSUpgradeResponseWithListener(response, None)
 
@@ -163,10 +171,10 @@ class PicowsServer(Listener):
             self.refused("version")
             return _refusal(426, problem, {"Sec-WebSocket-Version": "13"})
         handshake = Handshake.of(request.path.decode("latin-1"), headers)
-        refusal = self.refusal(handshake)
-        if refusal is not None:
-            return _refusal(403, refusal)
-        return PicowsConnection(self, handshake)
+        admitted = self.admit(handshake, None)  # the IP is known once connected (admit_ip)
+        if isinstance(admitted, Refusal):
+            return _refusal(admitted.status, admitted.message)
+        return PicowsConnection(self, handshake, admitted)
 
     async def start(self, host: str, port: int) -> None:
         self._server = await ws_create_server(

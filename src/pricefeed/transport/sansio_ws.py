@@ -23,6 +23,7 @@ from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
 from ..contracts import CloseCode, Handshake
+from ..policy import OPEN, Admission, Refusal
 from .connection import Connection
 from .listener import Listener
 from .picows import CLOSE_TIMEOUT_S, reset_on_close
@@ -41,14 +42,14 @@ class SansIoWebSocket(Connection, asyncio.Protocol):
     """One WebSocket on the API port: a :class:`Connection` fed by a ``websockets`` ``ServerProtocol``."""
 
     def __init__(self, listener: Listener, handshake: Handshake, protocol: ServerProtocol,
-                 transport: asyncio.Transport) -> None:
+                 transport: asyncio.Transport, admission: Admission = OPEN) -> None:
         self.protocol = protocol
         self.transport = transport
         self._fragments: list[bytes] = []
         self._fragment_is_text = True
         self._ping_sent_at: float | None = None
         self._last_ping_at = -math.inf  # Hermes pings at once on connect
-        Connection.__init__(self, listener, handshake)
+        Connection.__init__(self, listener, handshake, admission=admission)
 
     # -- asyncio.Protocol -----------------------------------------------------------
 
@@ -200,33 +201,41 @@ class WebSocketUpgrade(asyncio.Protocol):
         handshake = Handshake.of(request.path, headers)
         listener = self.routes.get(handshake.path)
         protocol = self.protocol
-        refusal = None if listener is None else listener.refusal(handshake)
+        admitted: Admission | Refusal | None = None
         if listener is None:
             response = protocol.reject(404, f"no WebSocket endpoint at {handshake.path}\n")
-        elif refusal is not None:
-            response = protocol.reject(403, refusal)
         elif (problem := unsupported_version(headers)) is not None:
             listener.refused("version")
             response = protocol.reject(426, problem + "\n")
             response.headers["Sec-WebSocket-Version"] = "13"
-        elif (refusal := listener.refusal(handshake)) is not None:
-            response = protocol.reject(403, refusal + "\n")
+        elif isinstance(admitted := listener.admit(handshake, _peer_ip(self.transport)), Refusal):
+            response = protocol.reject(admitted.status, admitted.message)
+            if admitted.status == 401:
+                response.headers["WWW-Authenticate"] = "Bearer"
         else:
             protocol.max_message_size = listener.limits.max_message_bytes
             self._route = listener
             response = protocol.accept(request)
         protocol.send_response(response)
         if response.status_code != 101 or listener is None:
+            if listener is not None and isinstance(admitted, Admission):
+                listener.access.release(admitted)  # let in by the policy, refused by RFC 6455
             for data in protocol.data_to_send():
                 if data:
                     self.transport.write(data)
             self.transport.close()
             return
-        connection = self.connection = SansIoWebSocket(listener, handshake, protocol, self.transport)
+        assert isinstance(admitted, Admission)
+        connection = self.connection = SansIoWebSocket(listener, handshake, protocol, self.transport, admitted)
         connection._write_protocol_data()  # the 101 response
         peer = self.transport.get_extra_info("peername")
         connection.attach(self.transport.write, f"{peer[0]}:{peer[1]}" if peer else "-")
         connection.ping(time.monotonic())
+
+
+def _peer_ip(transport: asyncio.BaseTransport) -> str:
+    peer = transport.get_extra_info("peername")
+    return str(peer[0]) if peer else "-"
 
 
 def upgrade_protocol(routes: Mapping[str, Listener]) -> type[WebSocketUpgrade]:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from ...policy import OriginPolicy
 from ...transport.connection import Connection, SessionFactory
-from ...transport.http import ApiServer
+from ...transport.http import ApiServer, KeyGuard
 from ...transport.listener import Listener
 from ...transport.sansio_ws import sweep_pings
 from ...transport.wsframe import FramedCodec
@@ -41,7 +41,9 @@ def create_streams_server(services: Services, settings: Settings) -> tuple[ApiSe
                             services.metrics, wrap=FramedCodec, origin_policy=origins)
         listener.on_sweep = sweep_pings
         listeners.append((endpoint, listener))
-    server = ApiServer(create_streams_app(services, listeners, origins, now_iso), settings.streams_host,
+    app = KeyGuard(create_streams_app(services, listeners, origins, now_iso), services.access, services.metrics,
+                   lambda path: "streams_http")
+    server = ApiServer(app, settings.streams_host,
                        settings.streams_port, websockets={e.path: listener for e, listener in listeners},
                        streams=[], header_timeout_s=limits.idle_timeout_s,
                        description="stream service (seed 004: /ws/stream, /ws/analysis, /ws/alerts, "
