@@ -1,0 +1,137 @@
+"""API keys on every face of a running service, each refusing in its own way; limits cut only who is over them."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.typing import Subprotocol
+
+from pricefeed.app import App
+
+from ..service import in_process
+from ..wsclient import BTC, is_type, recv_json, recv_until, send
+
+KEYS = """
+[[keys]]
+name = "full"
+key = "full-secret"
+
+[[keys]]
+name = "hermes-only"
+key = "hermes-secret"
+faces = ["hermes"]
+
+[[keys]]
+name = "single"
+key = "single-secret"
+limits = { connections = 1 }
+
+[[keys]]
+name = "chatty"
+key = "chatty-secret"
+limits = { messages_per_second = 2 }
+"""
+
+
+def urls(app: App) -> dict[str, str]:
+    return {"seed000": f"ws://127.0.0.1:{app.ws_port}/", "hermes_ws": f"ws://127.0.0.1:{app.api_port}/ws",
+            "lazer": f"ws://127.0.0.1:{app.api_port}/v1/stream",
+            "streams": f"ws://127.0.0.1:{app.streams_port}/ws/stream"}
+
+
+async def refused_status(url: str, **kwargs: object) -> int:
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(url, open_timeout=5, **kwargs):  # type: ignore[arg-type]
+            pass
+    return refused.value.response.status_code
+
+
+async def test_every_socket_face_refuses_a_missing_or_wrong_key_and_takes_a_right_one(tmp_path: Path) -> None:
+    async with in_process(tmp_path, api_key=["k-one", "k-two"]) as app:
+        for face, url in urls(app).items():
+            assert await refused_status(url) == 401, face
+            assert await refused_status(url + "?token=wrong") == 401, face
+            async with connect(url + "?token=k-two"):
+                pass
+            async with connect(url, additional_headers={"Authorization": "Bearer k-one"}):
+                pass
+        lazer = urls(app)["lazer"]
+        async with connect(lazer, subprotocols=[Subprotocol("pyth-lazer-auth"), Subprotocol("k-one")]) as ws:
+            assert ws.subprotocol == "pyth-lazer-auth"
+        async with connect(lazer + "?ACCESS_TOKEN=k-two"):
+            pass
+        assert await refused_status(lazer, subprotocols=[Subprotocol("pyth-lazer-auth"), Subprotocol("nope")]) == 401
+        assert app.metrics.total("pricefeed_refusals_total", face="lazer", reason="wrong_key") == 2
+        assert app.metrics.total("pricefeed_refusals_total", face="seed000", reason="missing_key") == 1
+
+
+async def test_http_needs_a_key_except_health(tmp_path: Path) -> None:
+    async with in_process(tmp_path, api_key=["k-one"]) as app, httpx.AsyncClient() as http:
+        api, streams = f"http://127.0.0.1:{app.api_port}", f"http://127.0.0.1:{app.streams_port}"
+        missing = await http.get(f"{api}/v2/price_feeds")
+        assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
+        assert "API key is required" in missing.json()["error"]
+        assert (await http.get(f"{api}/feeds", params={"token": "bad"})).status_code == 401
+        assert (await http.get(f"{api}/v2/price_feeds", params={"ACCESS_TOKEN": "k-one"})).status_code == 200
+        assert (await http.get(f"{api}/metrics", headers={"Authorization": "Bearer k-one"})).status_code == 200
+        assert (await http.get(f"{api}/health")).status_code == 200
+        assert (await http.get(f"{streams}/connections")).status_code == 401
+        assert (await http.get(f"{streams}/health")).status_code == 200
+        stream = await http.get(f"{api}/v2/updates/price/stream", params={"ids[]": BTC})
+        assert stream.status_code == 401
+        assert app.metrics.total("pricefeed_refusals_total", face="hermes_rest", reason="missing_key") == 1
+        assert app.metrics.total("pricefeed_refusals_total", face="hermes_sse", reason="missing_key") == 1
+
+
+async def test_a_key_is_held_to_its_faces_and_its_connections(tmp_path: Path) -> None:
+    keys = tmp_path / "keys.toml"
+    keys.write_text(KEYS)
+    async with in_process(tmp_path, keys=str(keys)) as app, httpx.AsyncClient() as http:
+        where = urls(app)
+        assert await refused_status(where["seed000"] + "?token=hermes-secret") == 403
+        async with connect(where["hermes_ws"] + "?token=hermes-secret"):
+            pass
+        assert (await http.get(f"http://127.0.0.1:{app.api_port}/feeds",
+                               headers={"Authorization": "Bearer hermes-secret"})).status_code == 403
+        async with connect(where["seed000"] + "?token=single-secret") as first:
+            assert await refused_status(where["lazer"] + "?ACCESS_TOKEN=single-secret") == 429
+            await send(first, {"type": "subscribe", "feed_id": BTC})
+            await recv_until(first, is_type("price_update"))  # the one it holds is not affected
+        async with connect(where["lazer"] + "?ACCESS_TOKEN=single-secret"):  # released when it went
+            pass
+
+
+async def test_a_client_over_its_keys_message_rate_is_cut_and_no_other_client_notices(tmp_path: Path) -> None:
+    keys = tmp_path / "keys.toml"
+    keys.write_text(KEYS)
+    async with in_process(tmp_path, keys=str(keys)) as app:
+        url = urls(app)["seed000"]
+        async with connect(url + "?token=full-secret") as calm, connect(url + "?token=chatty-secret") as chatty:
+            await send(calm, {"type": "subscribe", "feed_id": BTC})
+            await recv_until(calm, is_type("price_update"))
+            for _ in range(10):
+                await chatty.send(orjson.dumps({"type": "get_available_feeds"}).decode())
+            with pytest.raises(ConnectionClosed) as cut:
+                while True:
+                    await asyncio.wait_for(chatty.recv(), 5)
+            assert cut.value.rcvd is not None and cut.value.rcvd.code == 1008
+            assert "message rate limit exceeded: at most 2 per second" in cut.value.rcvd.reason
+            ids = [(await recv_until(calm, is_type("price_update")))["data"]["id"] for _ in range(3)]
+            assert [i.removeprefix("0x") for i in ids] == [BTC] * 3
+            await send(calm, {"type": "get_available_feeds"})
+            assert (await recv_until(calm, is_type("available_feeds")))["feeds"]
+
+
+async def test_the_pythd_face_keeps_its_publisher_keys(tmp_path: Path) -> None:
+    async with in_process(tmp_path, api_key=["k-one"], rpc=True, rpc_host="127.0.0.1", rpc_port=0) as app:
+        port = app.listeners.port("pythd")
+        async with connect(f"ws://127.0.0.1:{port}/") as ws:
+            await ws.send(orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": "get_product_list"}).decode())
+            reply = await recv_json(ws)
+            assert reply["id"] == 1 and "result" in reply
