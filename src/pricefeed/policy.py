@@ -161,12 +161,17 @@ def parse_keys(data: object, where: str) -> list[ApiKey]:
         limits = entry.get("limits", {})
         unknown = set(limits) - set(KeyLimits.__dataclass_fields__) if isinstance(limits, dict) else {"?"}
         if unknown:
-            raise ValueError(f"{where}: key {number}: unknown limits {sorted(unknown)} (known: "
+            raise ValueError(f"{where}: key {number}: unknown limits {sorted(map(str, unknown))} (known: "
                              f"{', '.join(KeyLimits.__dataclass_fields__)})")
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in limits.values()):
+            raise ValueError(f"{where}: key {number}: limits must be positive numbers")
+        lists = {name: entry.get(name) for name in ("faces", "feeds")}
+        if not all(v is None or (isinstance(v, list) and all(isinstance(x, str) for x in v)) for v in lists.values()):
+            raise ValueError(f"{where}: key {number}: 'faces' and 'feeds' must be lists of names")
         keys.append(ApiKey(
             name=str(entry.get("name") or f"key{number}"), secret=entry["key"],
-            faces=None if entry.get("faces") is None else frozenset(map(str, entry["faces"])),
-            feeds=None if entry.get("feeds") is None else frozenset(map(str, entry["feeds"])),
+            faces=None if lists["faces"] is None else frozenset(lists["faces"]),
+            feeds=None if lists["feeds"] is None else frozenset(lists["feeds"]),
             limits=KeyLimits(**limits)))
     return keys
 
