@@ -42,7 +42,7 @@ def access_policy(settings: Settings) -> AccessPolicy:
     keys = KeyRing([key.get_secret_value() for key in settings.api_key], settings.keys)
     anonymous = AnonymousLimits(connections_per_ip=settings.ip_connections,
                                 handshakes_per_second_per_ip=settings.ip_handshakes_per_second,
-                                handshake_burst=max(1, int(2 * settings.ip_handshakes_per_second)))
+                                handshake_burst=max(1, int(2 * (settings.ip_handshakes_per_second or 1))))
     return AccessPolicy(keys, anonymous)
 
 

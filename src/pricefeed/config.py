@@ -114,9 +114,11 @@ class Settings(BaseSettings):
     keys: Path | None = Field(None, description="A TOML or JSON file of API keys with, per key, a name, the faces and "
                               "feeds it may use and its limits (connections, subscriptions, messages_per_second, "
                               "bytes_per_second); re-read when it changes")
-    ip_connections: int = Field(200, ge=1, description="Connections a client IP without a key may hold at once")
-    ip_handshakes_per_second: float = Field(50.0, gt=0, description="Connection attempts per second a client IP "
-                                            "without a key may make (after a burst of twice that)")
+    ip_connections: int | None = Field(None, ge=1, description="Connections a client IP without a key may hold at "
+                                       "once (none: no limit)")
+    ip_handshakes_per_second: float | None = Field(None, gt=0, description="Connection attempts per second a client "
+                                                   "IP without a key may make, after a burst of twice that (none: no "
+                                                   "limit)")
     candle_intervals: Annotated[list[str], NoDecode] = Field(
         ["1s", "1m", "5m"], description="Candle intervals, e.g. 1s, 1m, 5m, 1h (repeatable)")
     candle_history: int = Field(100, ge=1, le=100_000,

@@ -231,10 +231,11 @@ def _stamp(path: Path) -> tuple[float, int]:
 
 @dataclass(frozen=True, slots=True)
 class AnonymousLimits:
-    """Per client IP, for clients without a key (when no key is required)."""
+    """Per client IP, for clients without a key (when no key is required); None: no limit (the default, since a
+    benchmark or a proxy brings thousands of connections from one address)."""
 
-    connections_per_ip: int = 200
-    handshakes_per_second_per_ip: float = 50.0
+    connections_per_ip: int | None = None
+    handshakes_per_second_per_ip: float | None = None
     handshake_burst: int = 100
 
 
@@ -320,18 +321,21 @@ class AccessPolicy:
 
     def admit_ip(self, face: str, ip: str) -> Admission | Refusal:
         """Let a connection without a key in, within its IP's handshake rate and connections."""
-        bucket = self._handshakes.get(ip)
-        if bucket is None:
-            if len(self._handshakes) > 10_000:  # forget quiet IPs rather than grow without bound
-                self._handshakes = {k: b for k, b in self._handshakes.items() if k in self._by_ip}
-            anon = self.anonymous
-            bucket = self._handshakes[ip] = TokenBucket(anon.handshakes_per_second_per_ip, anon.handshake_burst,
-                                                        self._clock)
-        if not bucket.take():
-            return Refusal(429, "ip_handshakes", f"{face}: too many connection attempts from {ip}: at most "
-                           f"{self.anonymous.handshakes_per_second_per_ip:g} per second\n", ip)
-        if self._by_ip.get(ip, 0) >= self.anonymous.connections_per_ip:
-            return Refusal(429, "ip_connections", f"{face}: {ip} has its {self.anonymous.connections_per_ip} "
+        anon = self.anonymous
+        if anon.handshakes_per_second_per_ip is not None:
+            bucket = self._handshakes.get(ip)
+            if bucket is None:
+                if len(self._handshakes) > 10_000:  # forget quiet IPs rather than grow without bound
+                    self._handshakes = {k: b for k, b in self._handshakes.items() if k in self._by_ip}
+                bucket = self._handshakes[ip] = TokenBucket(anon.handshakes_per_second_per_ip, anon.handshake_burst,
+                                                            self._clock)
+            if not bucket.take():
+                return Refusal(429, "ip_handshakes", f"{face}: too many connection attempts from {ip}: at most "
+                               f"{anon.handshakes_per_second_per_ip:g} per second\n", ip)
+        if anon.connections_per_ip is None:
+            return OPEN
+        if self._by_ip.get(ip, 0) >= anon.connections_per_ip:
+            return Refusal(429, "ip_connections", f"{face}: {ip} has its {anon.connections_per_ip} "
                            "connections open already\n", ip)
         self._by_ip[ip] = self._by_ip.get(ip, 0) + 1
         return Admission(None, ip)
