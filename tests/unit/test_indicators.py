@@ -4,19 +4,16 @@ for every indicator and pattern, on every bar, forming and closed."""
 from __future__ import annotations
 
 import csv
-import math
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pytest
-import talib
 
 from pricefeed.analytics.candles import Bar, Interval
-from pricefeed.analytics.indicators import PATTERNS, IndicatorSeries, Periods, columns_of, indicator_lines
+from pricefeed.analytics.indicators import IndicatorSeries, Periods
+
+from ..talib_batch import DAY_US, batch, batch_patterns
 
 M1 = Interval("1m", 60_000_000)
-DAY_US = 86_400_000_000
 SERIES = Path(__file__).parent.parent / "data" / "analytics" / "candles_1m_expo-2.csv"
 
 
@@ -36,42 +33,6 @@ def forming_states(bar: Bar) -> list[Bar]:
                 None if bar.volume is None else bar.volume // 2, 2, None, bar.start_us),
             Bar("feed", M1, bar.start_us, -2, bar.open, bar.high, bar.low, bar.close, bar.volume, 3, None,
                 bar.start_us)]
-
-
-def batch(bars: list[Bar], periods: Periods) -> dict[str, Any]:
-    """TA-Lib's batch functions over ``bars``: each indicator's values at the last bar, shaped as the stream's."""
-    o, h, low, c, v = (np.array(col, dtype=np.float64) for col in zip(*map(columns_of, bars), strict=True))
-    columns = {"open": o, "high": h, "low": low, "close": c, "real": c, "volume": v}
-    session = [b for b in bars if b.start_us // DAY_US == bars[-1].start_us // DAY_US]
-    shaped: dict[str, Any] = {}
-    for line in indicator_lines(periods):
-        function = getattr(talib, line.function)
-        inputs = columns
-        if line.session:
-            so, sh, sl, sc, sv = (np.array(col, dtype=np.float64) for col in
-                                  zip(*map(columns_of, session), strict=True))
-            inputs = {"open": so, "high": sh, "low": sl, "close": sc, "real": sc, "volume": sv}
-        names = talib.abstract.Function(line.function).input_names
-        args = [inputs[n] for g in names.values() for n in ([g] if isinstance(g, str) else g)]
-        out = function(*args, **line.params)
-        if line.outputs:
-            shaped[line.key] = {k: _value(series[-1]) for k, series in zip(line.outputs, out, strict=True)}
-        else:
-            shaped[line.key] = None if line.volume and bars[-1].volume is None else _value(out[-1])
-    return shaped
-
-
-def batch_patterns(bars: list[Bar]) -> dict[str, int | None]:
-    o, h, low, c, _ = (np.array(col, dtype=np.float64) for col in zip(*map(columns_of, bars), strict=True))
-    values: dict[str, int | None] = {}
-    for name in PATTERNS:
-        lookback = talib.abstract.Function(name).lookback
-        values[name] = int(getattr(talib, name)(o, h, low, c)[-1]) if len(bars) > lookback else None
-    return values
-
-
-def _value(x: float) -> float | None:
-    return None if math.isnan(x) else float(x)
 
 
 @pytest.mark.parametrize("periods", [Periods(), Periods(sma=5, ema=9, rsi=7, macd_fast=5, macd_slow=13,
