@@ -116,3 +116,21 @@ async def test_bad_choices_get_an_error_and_the_connection_goes_on(app: App, ext
         assert reply["type"] == "error" and reply["message"].startswith(error)
         await send(ws, {"type": "ping"})
         assert (await recv_until(ws, lambda m: m["type"] == "pong"))["type"] == "pong"
+
+
+async def test_after_a_restart_a_subscriber_gets_indicators_from_the_stored_candles_at_once(tmp_path: Path) -> None:
+    from ..service import in_process
+
+    settings: dict[str, Any] = {"sim_interval": 0.05, "sim_equities": True, "sim_market_hours": False,
+                                "candle_intervals": ["1s"], "seed": 14}
+    async with in_process(tmp_path, **settings) as app:
+        async with connect(url(app, "analysis")) as ws:
+            await subscribed(ws, {"symbol": "TCS", "interval": "1s", "periods": SHORT})
+            for _ in range(6):
+                last = await recv_until(ws, lambda m: m["type"] == "data" and m["data"]["final"], timeout=10)
+    async with in_process(tmp_path, **settings) as app:  # too soon after the start to warm up from new bars
+        async with connect(url(app, "analysis")) as ws:
+            await subscribed(ws, {"symbol": "TCS", "interval": "1s", "periods": SHORT})
+            snapshot = await recv_json(ws)
+    assert snapshot["data"]["final"] and snapshot["data"]["bar"]["start"] >= last["data"]["bar"]["start"]
+    assert all(v is not None for v in snapshot["data"]["technical_indicators"].values())
