@@ -123,11 +123,10 @@ async def test_after_a_restart_a_subscriber_gets_indicators_from_the_stored_cand
 
     settings: dict[str, Any] = {"sim_interval": 0.05, "sim_equities": True, "sim_market_hours": False,
                                 "candle_intervals": ["1s"], "seed": 14}
-    async with in_process(tmp_path, **settings) as app:
-        async with connect(url(app, "analysis")) as ws:
-            await subscribed(ws, {"symbol": "TCS", "interval": "1s", "periods": SHORT})
-            for _ in range(6):
-                last = await recv_until(ws, lambda m: m["type"] == "data" and m["data"]["final"], timeout=10)
+    async with in_process(tmp_path, **settings) as app, connect(url(app, "analysis")) as ws:
+        await subscribed(ws, {"symbol": "TCS", "interval": "1s", "periods": SHORT})
+        for _ in range(6):
+            last = await recv_until(ws, lambda m: m["type"] == "data" and m["data"]["final"], timeout=10)
     async with in_process(tmp_path, **settings) as app:  # too soon after the start to warm up from new bars
         async with connect(url(app, "analysis")) as ws:
             await subscribed(ws, {"symbol": "TCS", "interval": "1s", "periods": SHORT})
