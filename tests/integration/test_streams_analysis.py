@@ -127,9 +127,9 @@ async def test_after_a_restart_a_subscriber_gets_indicators_from_the_stored_cand
         await subscribed(ws, {"symbol": "TCS", "interval": "1s", "periods": SHORT})
         for _ in range(6):
             last = await recv_until(ws, lambda m: m["type"] == "data" and m["data"]["final"], timeout=10)
-    async with in_process(tmp_path, **settings) as app:  # too soon after the start to warm up from new bars
-        async with connect(url(app, "analysis")) as ws:
-            await subscribed(ws, {"symbol": "TCS", "interval": "1s", "periods": SHORT})
-            snapshot = await recv_json(ws)
+    # Subscribed too soon after the start to warm up from new bars.
+    async with in_process(tmp_path, **settings) as app, connect(url(app, "analysis")) as ws:
+        await subscribed(ws, {"symbol": "TCS", "interval": "1s", "periods": SHORT})
+        snapshot = await recv_json(ws)
     assert snapshot["data"]["final"] and snapshot["data"]["bar"]["start"] >= last["data"]["bar"]["start"]
     assert all(v is not None for v in snapshot["data"]["technical_indicators"].values())
