@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from .analytics import Analytics
+from .analytics.analysis import AnalysisBook
 from .analytics.candles import CandleBook, parse_interval
 from .analytics.days import DayClock
 from .analytics.market import MarketDays
@@ -97,7 +98,7 @@ class App:
                              history=settings.candle_history, grace_s=settings.candle_grace, day_of=clock.day_of)
         self.hub.add_listener(days.add)
         self.hub.add_listener(candles.add)
-        return Analytics(clock, days, candles)
+        return Analytics(clock, days, candles, AnalysisBook(self.hub, candles))
 
     def _analytics_writer(self) -> list[Component]:
         """Restores candles and days before sources start, and saves them behind (a store that can)."""

@@ -20,7 +20,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from pricefeed.app import App
 
 from ..service import in_process
-from ..wsclient import BTC, recv_json, recv_until, send
+from ..wsclient import BTC, is_type, recv_json, recv_until, send
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 ENDPOINTS = ("stream", "analysis", "alerts", "portfolio")
@@ -181,13 +181,14 @@ async def test_the_four_endpoints_at_once_from_one_client(app: App) -> None:
             await welcomed(ws)
             reply = await subscribe(ws, "INFY")
             assert (reply["type"], reply["status"], reply["symbol"]) == ("subscription", "subscribed", "INFY")
-        stream, *others = sockets
+        stream, analysis, *others = sockets
         assert (await recv_json(stream))["type"] == "data"
-        for ws in others:  # they confirm subscriptions; their data comes with their analytics
+        assert (await recv_json(analysis))["data_type"] == "technical_analysis"
+        for ws in [analysis, *others]:  # /ws/alerts and /ws/portfolio only confirm subscriptions so far
             await send(ws, {"type": "ping"})
-            assert (await recv_json(ws))["type"] == "pong"
+            assert (await recv_until(ws, is_type("pong")))["type"] == "pong"
             await send(ws, {"type": "heartbeat"})
-            assert (await recv_json(ws))["status"] == "ack"
+            assert (await recv_until(ws, is_type("heartbeat")))["status"] == "ack"
         async with httpx.AsyncClient() as http:
             listing = (await http.get(f"http://127.0.0.1:{app.streams_port}/connections")).json()
         assert listing["total"] == 4 and listing["by_endpoint"] == {f"/ws/{n}": 1 for n in ENDPOINTS}

@@ -88,6 +88,25 @@ async def test_the_seeds_example_receives_data_for_reliance(service: ServiceProc
     assert [row["subscriptions"] for row in listing["connections"]] == [["RELIANCE"]]
 
 
+async def test_the_seeds_analysis_example_receives_indicators_and_patterns(service: ServiceProcess,
+                                                                           browser: object) -> None:
+    from playwright.async_api import Browser
+
+    assert isinstance(browser, Browser)
+    page = await browser.new_page()
+    await page.goto(f"{FRONTEND}/seed_analysis.html")
+    await page.wait_for_function("window.indicators.length >= 2", timeout=15_000)
+    indicators, patterns = await page.evaluate("[window.indicators, window.patterns]")
+    assert len(indicators) == len(patterns)
+    for values in indicators:
+        assert set(values) == {"sma", "ema", "rsi", "macd", "bollinger_bands", "atr", "stochastic", "adx", "obv",
+                               "vwap"}
+        assert set(values["macd"]) == {"macd", "signal", "histogram"}
+        assert values["vwap"] is not None and values["vwap"] > 0  # VWAP is warm from a session's first bar
+    assert all(isinstance(found, list) for found in patterns)
+    assert await page.evaluate("window.consoleLines") == ["Connected to analysis stream"]
+
+
 async def test_the_test_page_talks_to_all_four_endpoints(service: ServiceProcess, browser: object) -> None:
     from playwright.async_api import Browser
 

@@ -167,6 +167,8 @@ class CandleBook:
         self._round_scheduled = False
         self._timer: asyncio.TimerHandle | None = None
         self.late_ticks = 0
+        self.observers: list[Callable[[list[tuple[Series, Bar]], dict[Topic, Bar]], None]] = []
+        """Called with each pass's closed bars and changed forming bars (derived analytics built on candles)."""
 
     # -- ticks in ---------------------------------------------------------------------
 
@@ -278,6 +280,8 @@ class CandleBook:
 
     def _publish(self, closed: list[tuple[Series, Bar]], forming: dict[Topic, Bar]) -> None:
         """Finals first, each in a hub round of its own per topic (a second one waits for the next round)."""
+        for observer in self.observers:
+            observer(closed, forming)
         for series, final in closed:
             if series.final_topic in self._sent_this_round or series.queued:
                 series.queued.append(final)

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from ...analytics import Analytics
+from ...analytics.analysis import Analysis
 from ...analytics.candles import Bar
 from ...analytics.market import DayStats
 from ...model import DepthLevel, PriceUpdate, now_us, scaled
@@ -157,6 +158,29 @@ class MarketCodec:
         })
 
 
+class AnalysisCodec:
+    """/ws/analysis: a bar's ``technical_indicators`` (``null`` until warm) and the ``patterns`` that fired on
+    the last closed bar, with the bar and the periods they were computed with; ``final`` once the bar closed."""
+
+    face = FACE
+
+    def __init__(self, context: _Context) -> None:
+        self.context = context
+
+    def encode(self, topic: Topic, item: object) -> bytes:
+        assert isinstance(item, Analysis)
+        bar = item.bar
+        periods = item.periods
+        return orjson.dumps({
+            "type": "data", "data_type": "technical_analysis",
+            "symbol": self.context.symbols.symbol_of(bar.feed_id), "timestamp": iso_time(bar.last_us),
+            "data": {"interval": bar.interval.label, "final": bar.final, "bar": candle_fields(bar),
+                     "technical_indicators": item.indicators, "patterns": item.patterns or [],
+                     "patterns_ready": item.patterns is not None,
+                     "periods": {name: getattr(periods, name) for name in periods.__dataclass_fields__}},
+        })
+
+
 class StreamCodecs:
     """The codecs of the stream service, sharing one context."""
 
@@ -166,3 +190,4 @@ class StreamCodecs:
         self.tick = TickCodec(context)
         self.candle = CandleCodec(context)
         self.market = MarketCodec(context)
+        self.analysis = AnalysisCodec(context)

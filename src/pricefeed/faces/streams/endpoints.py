@@ -1,9 +1,9 @@
 """The seed's four WebSocket endpoints and the data types a /ws/stream client may choose.
 
 All four speak the same protocol (welcome, subscribe/unsubscribe, heartbeat,
-ping, errors). /ws/stream carries market data; what /ws/analysis, /ws/alerts
-and /ws/portfolio carry comes with their analytics (they confirm
-subscriptions and send no ``data`` yet).
+ping, errors). /ws/stream carries market data, /ws/analysis each bar's
+indicators and patterns; /ws/alerts and /ws/portfolio confirm subscriptions
+and send no ``data`` yet.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ class Endpoint:
     name: str
     path: str
     carries_data: bool
-    """Whether subscriptions bring ``data`` messages (so far only /ws/stream's)."""
+    """Whether subscriptions bring ``data`` messages (so far /ws/stream's and /ws/analysis's)."""
 
     @property
     def face(self) -> str:
@@ -29,7 +29,8 @@ class Endpoint:
 
 
 STREAM = Endpoint("stream", "/ws/stream", carries_data=True)
-ENDPOINTS = (STREAM, Endpoint("analysis", "/ws/analysis", carries_data=False),
+ANALYSIS = Endpoint("analysis", "/ws/analysis", carries_data=True)
+ENDPOINTS = (STREAM, ANALYSIS,
              Endpoint("alerts", "/ws/alerts", carries_data=False),
              Endpoint("portfolio", "/ws/portfolio", carries_data=False))
 

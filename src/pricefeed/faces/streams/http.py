@@ -54,6 +54,8 @@ def create_streams_app(services: Services, listeners: Sequence[tuple[Endpoint, L
         body = {"status": body["status"], "service": "pricefeed stream service", "timestamp": now(),
                 "connections": sum(counts.values()), "endpoints": counts, "reasons": body["reasons"],
                 "sources": body["sources"]}
+        if services.analytics is not None:  # /ws/analysis: series computed, and bars analysed (once per series)
+            body["analysis"] = services.analytics.analysis.status()
         return JSONResponse(body, status_code=503 if body["status"] == "stopping" else 200)
 
     @api.get("/connections")

@@ -5,7 +5,10 @@
 gets an ``error`` that says what was expected, and the connection goes on. On
 /ws/stream a subscription brings the latest price at once, then each new one;
 a client that names ``data_types`` gets those instead (ticks, candles with
-the recent bars first, market data).
+the recent bars first, market data). On /ws/analysis a subscription brings
+the indicators of the last closed bar and of the forming one at once (warmed
+up from the kept candles), then each change; a client may name the candle
+``interval`` and the indicators' ``periods``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import orjson
 
 from ...analytics import Analytics
 from ...analytics.candles import Interval, final_topic, forming_topic
+from ...analytics.indicators import Periods
 from ...analytics.market import market_topic
 from ...contracts import Codec, Peer, Subscriber
 from ...hub import Hub
@@ -25,13 +29,15 @@ from ...model import FeedId
 from ...topics import Topic
 from ..json_types import describe, json_type
 from .codecs import StreamCodecs
-from .endpoints import CANDLE_PREFIX, MARKET, TICK, Endpoint, parse_data_types
+from .endpoints import ANALYSIS, CANDLE_PREFIX, MARKET, STREAM, TICK, Endpoint, parse_data_types
 from .messages import INVALID_JSON, MESSAGE_TYPES, connection, error, heartbeat_ack, pong
 from .messages import subscription as subscription_reply
 from .symbols import SymbolIndex
 
 SHOWN_SYMBOLS = 40
 """How many known symbols an unknown-symbol error lists."""
+DEFAULT_ANALYSIS_INTERVAL = "1m"
+"""The candles /ws/analysis analyses when a subscription names none (the shortest interval if 1m is not kept)."""
 
 
 @dataclass(slots=True)
@@ -39,6 +45,7 @@ class Subscription:
     symbol: str
     feed_id: FeedId
     data_types: list[str] | None
+    analysis: tuple[Interval, Periods] | None = None
     topics: list[tuple[Topic, Subscriber]] = field(default_factory=list)
 
 
@@ -93,7 +100,7 @@ class StreamSession:
         self.peer = peer
         self.subscriptions: dict[FeedId, Subscription] = {}
         self._lanes: dict[Codec, Subscriber] = {}
-        self._finals: FinalLane | None = None
+        self._finals: dict[Codec, FinalLane] = {}
         self._handlers: dict[str, Callable[[dict[str, Any]], None]] = {
             "subscribe": self._subscribe, "unsubscribe": self._unsubscribe,
             "heartbeat": lambda _: self.peer.send(heartbeat_ack()),
@@ -137,8 +144,15 @@ class StreamSession:
         if feed_id is None:
             return
         data_types = None
+        analysis = None
+        if self.endpoint is ANALYSIS:
+            try:
+                analysis = self._analysis_choice(message)
+            except ValueError as exc:
+                self._error(str(exc))
+                return
         if "data_types" in message:
-            if not self.endpoint.carries_data:
+            if self.endpoint is not STREAM:
                 self._error(f"{self.endpoint.path} has no data types to choose: \"data_types\" is for /ws/stream")
                 return
             try:
@@ -151,10 +165,26 @@ class StreamSession:
                         f"connection; {symbol} was not subscribed")
             return
         self._drop(feed_id)  # a repeated subscribe replaces the choice of data types
-        subscription = self.subscriptions[feed_id] = Subscription(symbol, feed_id, data_types)
+        subscription = self.subscriptions[feed_id] = Subscription(symbol, feed_id, data_types, analysis)
         self.peer.send(subscription_reply("subscribed", symbol, data_types))
-        if self.endpoint.carries_data:
+        if self.endpoint is STREAM:
             self._start(subscription)
+        elif self.endpoint is ANALYSIS:
+            self._start_analysis(subscription)
+
+    def _analysis_choice(self, message: dict[str, Any]) -> tuple[Interval, Periods]:
+        """A /ws/analysis subscription's candle ``interval`` and indicator ``periods``; ``ValueError``."""
+        intervals = self.context.intervals
+        if not intervals:
+            raise ValueError("this service keeps no candles, so it has no analysis")
+        labels = [i.label for i in intervals]
+        raw = message.get("interval")
+        if raw is None:
+            raw = DEFAULT_ANALYSIS_INTERVAL if DEFAULT_ANALYSIS_INTERVAL in labels else labels[0]
+        interval = next((i for i in intervals if isinstance(raw, str) and i.label == raw.strip().lower()), None)
+        if interval is None:
+            raise ValueError(f"unknown interval {describe(raw)}: this service keeps candles of {', '.join(labels)}")
+        return interval, Periods.parse(message.get("periods"))
 
     def _unsubscribe(self, message: dict[str, Any]) -> None:
         feed_id, symbol = self._resolve(message, "unsubscribe")
@@ -219,7 +249,7 @@ class StreamSession:
         codec = self.context.codecs.candle
         finals, forming = analytics.candles.recent(feed_id, interval)
         final, current = final_topic(feed_id, interval), forming_topic(feed_id, interval)
-        lane = self._final_lane()
+        lane = self._final_lane(codec)
         payload = b""
         for bar in finals:
             payload = codec.encode(final, bar)
@@ -230,16 +260,38 @@ class StreamSession:
             self.peer.send_price(current, codec.encode(current, forming))
         return [(final, lane), (current, self._lane(codec))]
 
+    def _start_analysis(self, subscription: Subscription) -> None:
+        """The last closed bar's analysis and the forming bar's at once, then each new one."""
+        analytics = self.context.analytics
+        assert analytics is not None and subscription.analysis is not None
+        interval, periods = subscription.analysis
+        forming, final = analytics.analysis.watch(subscription.feed_id, interval, periods)
+        codec = self.context.codecs.analysis
+        lane = self._final_lane(codec)
+        latest = self.hub.latest_events
+        last_final = latest.get(final)
+        if last_final is not None:
+            payload = codec.encode(final, last_final)
+            self.peer.send(payload)
+            lane.sent_in_snapshot(final, payload)
+        last_forming = latest.get(forming)
+        if last_forming is not None:
+            self.peer.send_price(forming, codec.encode(forming, last_forming))
+        subscription.topics += [(final, lane), (forming, self._lane(codec))]
+        for topic, subscriber in subscription.topics:
+            self.hub.subscribe(topic, subscriber)
+
     def _lane(self, codec: Codec) -> Subscriber:
         lane = self._lanes.get(codec)
         if lane is None:
             lane = self._lanes[codec] = self.peer.lane(codec)
         return lane
 
-    def _final_lane(self) -> FinalLane:
-        if self._finals is None:
-            self._finals = FinalLane(self.peer.lane(self.context.codecs.candle))
-        return self._finals
+    def _final_lane(self, codec: Codec) -> FinalLane:
+        lane = self._finals.get(codec)
+        if lane is None:
+            lane = self._finals[codec] = FinalLane(self.peer.lane(codec))
+        return lane
 
     def _drop(self, feed_id: FeedId) -> None:
         subscription = self.subscriptions.pop(feed_id, None)
