@@ -238,3 +238,16 @@ def test_token_bucket_refills_at_its_rate() -> None:
     assert bucket.take() and not bucket.take()
     now[0] = 10.0
     assert bucket.take(3) and not bucket.take()  # a batch may cost several
+
+
+async def test_nothing_is_written_after_the_peer_closed() -> None:
+    c = Client()
+    c.messages()
+    c.client.send_close(1000, "bye")
+    c._to_server()
+    assert c.close_code() == 1000  # the server answered the close
+    written = list(c.transport.writes)
+    c.server.deliver({"a": frame(b"a=1")})  # a pass that comes after the close
+    c.server.send(b"late reply")
+    c.server.flush()
+    assert c.transport.writes == written

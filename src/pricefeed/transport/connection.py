@@ -217,6 +217,11 @@ class Connection:
         self.outbox.take()
         self._close_transport(code, reason, abort)
 
+    def stop_sending(self) -> None:
+        """The peer is closing (its close frame arrived): nothing more may be written, queued data is dropped."""
+        self._closing = True
+        self.outbox.take()
+
     def abort(self) -> None:
         """Drop the connection now, without waiting for the peer (shutdown's last resort)."""
         if self._write is not None:

@@ -19,6 +19,7 @@ from typing import cast
 from websockets.exceptions import InvalidState
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
+from websockets.protocol import State
 from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
@@ -73,6 +74,8 @@ class SansIoWebSocket(Connection, asyncio.Protocol):
         for event in self.protocol.events_received():
             if isinstance(event, Frame):
                 self._on_frame(event)
+        if self.protocol.state is not State.OPEN:
+            self.stop_sending()  # after a close frame, RFC 6455 allows no more data (and the protocol ends the stream)
         self._write_protocol_data()
         if self.protocol.close_expected() and not self.transport.is_closing():
             asyncio.get_running_loop().call_later(CLOSE_TIMEOUT_S, self.transport.close)
