@@ -10,6 +10,7 @@ import enum
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 FeedId = str
 """A feed id: 64 lowercase hex characters, no ``0x`` (Hermes' output form)."""
@@ -84,6 +85,20 @@ def asset_type_key(asset_type: str) -> str:
     return asset_type.strip().lower().replace(" ", "_")
 
 
+@dataclass(frozen=True, slots=True)
+class MarketStats:
+    """The 24-hour market figures a market-data source (CoinGecko) publishes with a price.
+
+    Exact decimals as the upstream wrote them; None where it gave none (``null``).
+    """
+
+    change_24h: Decimal | None = None
+    """Absolute price change over 24 h, in the quote currency."""
+    change_percent_24h: Decimal | None = None
+    volume_24h: Decimal | None = None
+    market_cap: Decimal | None = None
+
+
 @dataclass(slots=True)
 class PriceUpdate:
     """One price of one feed at one publish time.
@@ -104,6 +119,8 @@ class PriceUpdate:
     slot: int | None = None
     source: str = ""
     seq: int = 0
+    market: MarketStats | None = None
+    """24 h change, volume and market cap, for sources that have them (the publish time is the upstream's)."""
 
     @property
     def publish_time(self) -> int:

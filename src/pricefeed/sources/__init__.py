@@ -18,4 +18,8 @@ def create_source(name: str, sink: Sink, settings: Settings) -> Source:
         from .hermes import HermesSource
 
         return HermesSource.from_settings(sink, settings)
+    if name == "coingecko":
+        from .coingecko import CoinGeckoSource
+
+        return CoinGeckoSource.from_settings(sink, settings)
     raise ValueError(f"unknown source {name!r}")
