@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from .redis_server import MISSING_REASON, RedisServer, redis_available
 from .service import ServiceProcess
 
 
@@ -18,3 +19,15 @@ async def service(tmp_path: Path) -> AsyncIterator[ServiceProcess]:
         yield svc
     finally:
         await svc.stop()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A private redis-server on a free port (skips the test if redis-server is not installed)."""
+    if not redis_available():
+        pytest.skip(MISSING_REASON)
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        yield server
+    finally:
+        server.stop()
