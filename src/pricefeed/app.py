@@ -15,14 +15,16 @@ from typing import Any
 import uvicorn
 
 from .config import Settings
+from .faces.crypto import CryptoService
 from .faces.jsonrpc import RPC_LIMITS, PythdApi, create_rpc_server, parse_publishers
 from .faces.rest import create_rest_app
 from .faces.simple_ws import Limits, SimpleWsCodec, SimpleWsSession
 from .history import PriceHistory
 from .hub import Hub
 from .sources import Source, create_source
+from .sources.coingecko_wire import parse_coins
 from .sources.publishers import LocalOracle, SlotClock
-from .store import SqliteStore, Store, StoreWriter
+from .store import Store, StoreWriter, create_store
 from .websocket import Connection, ConnectionLimits, WebSocketServer
 
 log = logging.getLogger(__name__)
@@ -44,7 +46,7 @@ class App:
         self.hub = Hub(stale_after_s=settings.stale_after)
         self.history = PriceHistory()
         self.hub.add_listener(self.history.add)
-        self.store: Store = store if store is not None else SqliteStore(settings.db)
+        self.store: Store = store if store is not None else create_store(settings)
         self.writer = StoreWriter(self.hub, self.store, settings.store_flush_interval)
         self.sources: list[Source] = [create_source(name, self.hub, settings) for name in settings.source]
         # The local oracle is a source only when there are local products for publishers to price.
@@ -72,6 +74,10 @@ class App:
             create_rest_app(self), host=settings.api_host, port=settings.api_port, lifespan="off",
             access_log=False, log_config=None, timeout_graceful_shutdown=2))
         self._rest_task: asyncio.Task[None] | None = None
+        self.crypto = CryptoService(
+            self.hub, parse_coins(settings.coingecko_coins), host=settings.crypto_host, port=settings.crypto_port,
+            health=self.health, cors_origins=settings.crypto_cors_origins,
+            max_message_bytes=settings.max_message_bytes) if settings.crypto else None
         self._stop = asyncio.Event()
 
     # -- life cycle -------------------------------------------------------
@@ -97,6 +103,10 @@ class App:
                 raise RuntimeError("REST server stopped during start-up")
             await asyncio.sleep(0.01)
         log.info("REST API on http://%s:%d (docs at /docs)", self.settings.api_host, self.api_port)
+        if self.crypto is not None:
+            await self.crypto.start()
+            log.info("Socket.IO crypto-prices on http://%s:%d (test page at /test-websocket)",
+                     self.settings.crypto_host, self.crypto.port)
         # What start-up built (modules, the app, restored state) lives as long as the process: keep it out of
         # the collector's full passes, which would otherwise walk it and stall the fan-out for tens of ms.
         gc.freeze()
@@ -108,6 +118,8 @@ class App:
         self.stopping = True
         log.info("shutting down")
         await self.simple_ws.close()
+        if self.crypto is not None:
+            await self.crypto.stop()
         if self.rpc is not None:
             await self.rpc.close()
         self.pythd.notifier.close()
@@ -155,6 +167,8 @@ class App:
         stale = self.hub.stale_count()
         if feeds and stale == len(feeds):
             reasons.append(f"all {stale} feeds are stale")
+        if self.writer.last_error is not None:
+            reasons.append(f"store unavailable, serving from memory: {self.writer.last_error}")
         status = "stopping" if self.stopping else ("degraded" if reasons else "ok")
         return {"status": status, "reasons": reasons, "uptime_s": round(time.monotonic() - self.started_at, 3),
                 "sources": {s.name: str(s.state) for s in self.sources}}
@@ -181,4 +195,5 @@ class App:
             },
             "sources": [s.status() for s in self.sources],
             "store": self.writer.status(),
+            **({"crypto": self.crypto.status()} if self.crypto is not None else {}),
         }
