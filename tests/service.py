@@ -34,6 +34,7 @@ class ServiceProcess:
         self.env = env or {}
         self.ws_port = free_port()
         self.api_port = free_port()
+        self.crypto_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = db.with_suffix(f".{self.ws_port}.log")
 
@@ -45,6 +46,11 @@ class ServiceProcess:
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
 
+    @property
+    def crypto_url(self) -> str:
+        """The Socket.IO crypto-prices listener (seed 002)."""
+        return f"http://127.0.0.1:{self.crypto_port}"
+
     async def start(self, timeout_s: float = 20.0, attempts: int = 3) -> ServiceProcess:
         """Start on free ports; a port taken between choosing and binding it means another try on new ones."""
         for attempt in range(attempts):
@@ -54,11 +60,12 @@ class ServiceProcess:
             except PortTaken:
                 if attempt == attempts - 1:
                     raise
-                self.ws_port, self.api_port = free_port(), free_port()
+                self.ws_port, self.api_port, self.crypto_port = free_port(), free_port(), free_port()
         return self
 
     async def _start_once(self, timeout_s: float) -> None:
         rpc = [] if "--rpc-port" in self.args else ["--rpc-port", str(free_port())]
+        rpc += ["--crypto-host", "127.0.0.1", "--crypto-port", str(self.crypto_port)]
         cmd = [sys.executable, "-m", "pricefeed", "serve", "--host", "127.0.0.1", "--port", str(self.ws_port),
                "--api-host", "127.0.0.1", "--api-port", str(self.api_port), "--db", str(self.db),
                "--log-level", "DEBUG", *rpc, *self.args]

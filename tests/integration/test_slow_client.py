@@ -30,7 +30,7 @@ OUTBOX_LIMIT = 256 * 1024
 async def app(tmp_path: Path) -> AsyncIterator[App]:
     settings = load_settings({
         "source": ["sim"], "host": "127.0.0.1", "port": 0, "api_host": "127.0.0.1", "api_port": 0,
-        "db": str(tmp_path / "db"), "sim_interval": 3600, "rpc": False, "slow_client_timeout": 1.0,
+        "db": str(tmp_path / "db"), "sim_interval": 3600, "rpc": False, "crypto": False, "slow_client_timeout": 1.0,
         "outbox_limit_bytes": OUTBOX_LIMIT})
     service = App(settings)
     await service.start()
