@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from .redis_server import MISSING_REASON, RedisServer, redis_available
+from .redis_server import RedisServer, require_redis
 from .service import ServiceProcess
 
 
@@ -24,8 +24,7 @@ async def service(tmp_path: Path) -> AsyncIterator[ServiceProcess]:
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     """A private redis-server on a free port (skips the test if redis-server is not installed)."""
-    if not redis_available():
-        pytest.skip(MISSING_REASON)
+    require_redis()
     server = RedisServer(tmp_path / "redis").start()
     try:
         yield server

@@ -18,7 +18,7 @@ import socketio
 
 from ..coingecko_server import CoinGeckoServer
 from ..crypto_client import DecimalJson, PricesClient, expected_prices
-from ..redis_server import RedisServer
+from ..redis_server import RedisServer, require_redis
 from ..service import ServiceProcess
 
 JS = Path(__file__).resolve().parents[1] / "js"
@@ -155,10 +155,7 @@ async def test_cached_prices_are_served_stale_through_an_outage_and_a_restart(
 
 async def test_redis_down_is_reported_serving_goes_on_and_it_catches_up(tmp_path: Path,
                                                                        coingecko: CoinGeckoServer) -> None:
-    from ..redis_server import MISSING_REASON, redis_available
-
-    if not redis_available():
-        pytest.skip(MISSING_REASON)
+    require_redis()
     redis = RedisServer(tmp_path / "redis")  # not started: down from the beginning
     service = await crypto_service(tmp_path / "db", coingecko, "--redis-url", redis.url).start()
     client = await PricesClient().connect(service.crypto_url)

@@ -13,7 +13,7 @@ from pricefeed.model import Feed, MarketStats, PriceUpdate, Status
 from pricefeed.store import SqliteStore, Store
 from pricefeed.store.redis import RedisStore
 
-from ..redis_server import RedisServer
+from ..redis_server import RedisServer, require_redis
 
 A = "a" * 64
 B = "b" * 64
@@ -89,10 +89,7 @@ async def test_redis_down_keeps_prices_pending_and_saves_them_when_it_is_back(tm
     from pricefeed.hub import Hub
     from pricefeed.store import StoreWriter
 
-    from ..redis_server import MISSING_REASON, redis_available
-
-    if not redis_available():
-        pytest.skip(MISSING_REASON)
+    require_redis()
     server = RedisServer(tmp_path / "redis")  # not started yet: nothing listens on its port
     store = RedisStore.connect(url=server.url, prefix="test:", timeout_s=0.5)
     try:
