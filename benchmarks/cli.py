@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import report
+from . import report, socketio
 from .common import core_busy, cpu_jiffies
 from .harness import PROFILES, SCENARIOS, SYSTEMS, Env, default_cpus, raise_fd_limit, run_scenarios
+
+ALL_SCENARIOS = (*SCENARIOS, "socketio")
 
 
 def _cpus(text: str | None) -> set[int] | None:
@@ -32,8 +35,8 @@ def _rates(text: str) -> tuple[float, ...]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--scenario", action="append", choices=SCENARIOS, metavar="NAME",
-                        help=f"run only this scenario (repeatable; one of {', '.join(SCENARIOS)}; default: all)")
+    parser.add_argument("--scenario", action="append", choices=ALL_SCENARIOS, metavar="NAME",
+                        help=f"run only this scenario (repeatable; one of {', '.join(ALL_SCENARIOS)}; default: all)")
     parser.add_argument("--quick", action="store_true", help="a reduced run under a minute (CI smoke; asserts nothing)")
     parser.add_argument("--profile", choices=sorted(PROFILES), default=None,
                         help="sizes and durations: full (default), quick (= --quick) or smoke (a few seconds)")
@@ -67,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
     profile = dataclasses.replace(profile, **{k: v for k, v in overrides.items() if v is not None})
     if args.measure_seconds is not None:  # one window length for every scenario
         profile = dataclasses.replace(profile, slow_measure_s=None)
-    scenarios = [s for s in SCENARIOS if s in (args.scenario or SCENARIOS)]
+    scenarios = [s for s in ALL_SCENARIOS if s in (args.scenario or ALL_SCENARIOS)]
+    os.environ.setdefault("PRICEFEED_CRYPTO", "false")  # the harness' servers need no Socket.IO listener on :5000
     systems = [s for s in SYSTEMS if s in (args.system or SYSTEMS)]
     server_cpus, client_cpus = default_cpus()
     if args.server_cpus != "auto":
@@ -95,7 +99,10 @@ def run(args: argparse.Namespace) -> int:
                 f"server cpus {sorted(server_cpus) if server_cpus else 'any'}, "
                 f"client cpus {sorted(client_cpus) if client_cpus else 'any'}")
         try:
-            scenario_results = run_scenarios(profile, scenarios, systems, env, args.latency_rate)
+            scenario_results = run_scenarios(profile, [s for s in scenarios if s != "socketio"], systems, env,
+                                             args.latency_rate)
+            if "socketio" in scenarios:
+                scenario_results["socketio"] = socketio.run_socketio(profile.name, env, args.idle_connections)
         except KeyboardInterrupt:
             print("pricefeed bench: interrupted", file=sys.stderr)
             return 130
@@ -121,9 +128,12 @@ def run(args: argparse.Namespace) -> int:
         "scenarios": scenario_results,
     }
     report.write_json(results, args.json)
-    print(report.table(results))
+    harness_only = {**results, "scenarios": {k: v for k, v in scenario_results.items() if k != "socketio"}}
+    print(report.table(harness_only))
+    if "socketio" in scenario_results:
+        print(socketio.table(scenario_results["socketio"]))
     plot_path = args.plot or args.json.with_suffix(".png")
-    plotted = report.plot(results, plot_path)
+    plotted = report.plot(harness_only, plot_path)
     print(f"results: {args.json}" + (f", plot: {plot_path}" if plotted else " (no plot: matplotlib missing or no "
                                                                              "latency data)"))
     return 0
