@@ -51,9 +51,14 @@ def test_fanout_smoke_writes_json_and_plot(tmp_path: Path) -> None:
 def test_every_scenario_smoke(tmp_path: Path) -> None:
     results = run_bench(tmp_path, timeout=120)
     scenarios = results["scenarios"]
-    assert list(scenarios) == ["fanout", "latency", "idle", "slow"]
-    for result in scenarios.values():
-        check_systems(result)
+    assert list(scenarios) == ["fanout", "latency", "idle", "slow", "socketio"]
+    for name, result in scenarios.items():
+        if name != "socketio":
+            check_systems(result)
+    socketio = scenarios["socketio"]
+    assert set(socketio["baselines"]) == {"python-socketio"}
+    for run in (socketio["pricefeed"], socketio["baselines"]["python-socketio"]):
+        assert run["figure"]["connected"] == 50 and run["figure"]["p99_ms"] is not None
     assert scenarios["idle"]["pricefeed"]["figure"]["bytes_per_connection"] is not None
     assert {"p99_without_ms", "p99_with_ms", "server_rss_growth_bytes"} <= set(scenarios["slow"]["pricefeed"]["figure"])
 
