@@ -113,3 +113,23 @@ async def test_redis_down_keeps_prices_pending_and_saves_them_when_it_is_back(tm
     finally:
         await store.close()
         server.stop()
+
+
+async def test_a_sqlite_file_from_before_market_figures_is_upgraded_in_place(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:  # the schema before the market column
+        db.execute("CREATE TABLE latest (feed_id TEXT PRIMARY KEY, price INTEGER NOT NULL, conf INTEGER NOT NULL,"
+                   " expo INTEGER NOT NULL, publish_time_us INTEGER NOT NULL, ema_price INTEGER NOT NULL,"
+                   " ema_conf INTEGER NOT NULL, status TEXT NOT NULL, prev_publish_time_us INTEGER, slot INTEGER,"
+                   " source TEXT NOT NULL, seq INTEGER NOT NULL)")
+        db.execute("INSERT INTO latest VALUES (?, 100, 7, -8, 1000000, 99, 8, 'trading', NULL, NULL, 'sim', 3)", (A,))
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        assert await store.load_latest() == [update(A, 100, 1_000_000)]
+        await store.save_latest([update(A, 101, 2_000_000, market=MARKET)])
+        assert [u.market for u in await store.load_latest()] == [MARKET]
+    finally:
+        await store.close()
