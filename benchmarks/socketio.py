@@ -225,7 +225,7 @@ async def _clients(url: str, connections: int) -> None:
     for begin in range(0, connections, 100):
         batch = min(100, connections - begin)
         opened = await asyncio.gather(*(ws_connect(EngineIO, url, read_buffer_init_size=2048,
-                                                   websocket_handshake_timeout=60) for _ in range(batch)))
+                                                   websocket_handshake_timeout=600) for _ in range(batch)))
         transports += [transport for transport, _ in opened]
     await asyncio.wait_for(recorder.all_subscribed.wait(), 300)
     _emit({"connected": len(transports), "setup_s": round(time.monotonic() - started, 2)})

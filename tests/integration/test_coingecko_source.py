@@ -71,6 +71,8 @@ async def test_one_batched_call_gives_every_coin_its_exact_price(run: Run, coing
     btc = run.hub.latest[coin_feed_id("bitcoin")]
     assert (btc.price, btc.expo, btc.publish_time_us, btc.seq) == (7018700000000, -8, 1712508571736000, 1)
     assert run.hub.feeds[btc.feed_id].symbol == "CoinGecko.BTC/USD"
+    eth = run.hub.latest[coin_feed_id("ethereum")]
+    assert (eth.price, eth.expo, run.hub.feeds[eth.feed_id].expo) == (34529123675012364, -13, -13)
     assert run.source.state == SourceState.CONNECTED
     await coingecko.wait_answered(3)  # the same recording again: nothing new is accepted, the feeds stay fresh
     assert run.batches.empty() and run.hub.stale_count() == 0

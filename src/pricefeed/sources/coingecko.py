@@ -11,6 +11,7 @@ retries. Meanwhile the last prices stay served, and the hub marks them stale.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import time
@@ -90,10 +91,13 @@ class CoinGeckoSource(Source):
         return [self.coins[i:i + PER_PAGE] for i in range(0, len(self.coins), PER_PAGE)]
 
     async def start(self) -> None:
-        known = self.sink.feeds
-        # A feed restored from the store keeps the name CoinGecko gave it, so it is served as it was.
-        self.sink.add_feeds(coin_feed(coin, known[coin.feed_id].attributes.get("name") if coin.feed_id in known
-                                      else None) for coin in self.coins)
+        feeds = []
+        for coin in self.coins:
+            # A feed restored from the store keeps its name and exponent, so its stored price is served as it was.
+            known = self.sink.feeds.get(coin.feed_id)
+            feed = coin_feed(coin, None if known is None else known.attributes.get("name"))
+            feeds.append(feed if known is None else dataclasses.replace(feed, expo=known.expo))
+        self.sink.add_feeds(feeds)
         self._log_monthly_cost()
         self.spawn(self._run(), "coingecko")
 
@@ -183,6 +187,13 @@ class CoinGeckoSource(Source):
                 self._problems.pop(coin.symbol, None)
             else:
                 self._problems[coin.symbol] = problem
+        # A feed's exponent follows its latest price (CoinGecko's decimals vary), as faces that read
+        # Feed.expo with the latest mantissa (pythd's price_exponent) expect.
+        feeds = self.sink.feeds
+        moved = [dataclasses.replace(feed, expo=u.expo) for u in updates
+                 if (feed := feeds.get(u.feed_id)) is not None and feed.expo != u.expo]
+        if moved:
+            self.sink.add_feeds(moved)
         self.mark_message(len(updates))
         self.sink.publish_many(updates)
 
