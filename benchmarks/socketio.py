@@ -32,8 +32,6 @@ import orjson
 from .common import HIST_SCALE, cpu_seconds, free_port, iso_time, parse_iso_time, percentiles, pin, rss_bytes
 
 SYSTEMS = ("pricefeed", "python-socketio")
-INTERVAL_S = 1.0
-"""One broadcast per second (the simulated market's tick; the baseline's loop)."""
 SUBSCRIBE = b'42["subscribe",{"channel":"crypto-prices"}]'
 EVENT_PREFIX = b'42["crypto-prices",'
 
@@ -42,9 +40,12 @@ EVENT_PREFIX = b'42["crypto-prices",'
 class Size:
     connections: int
     broadcasts: int
+    interval_s: float
+    """Seconds between broadcasts (the simulated market's tick; the baseline's loop). The seed refreshes every 10 s;
+    at 10 000 connections one broadcast costs the server most of a second, so the full run leaves it 5 s."""
 
 
-SIZES = {"full": Size(10_000, 20), "quick": Size(500, 5), "smoke": Size(50, 2)}
+SIZES = {"full": Size(10_000, 8, 5.0), "quick": Size(500, 5, 1.0), "smoke": Size(50, 2, 1.0)}
 
 
 # -- the scenario, run by ``pricefeed bench`` ---------------------------------------------------------
@@ -54,7 +55,7 @@ def run_socketio(profile_name: str, env: Any, connections: int | None = None) ->
     """Both systems at the profile's size; ``env`` is the harness' Env (cpus, workdir, progress)."""
     size = SIZES.get(profile_name, SIZES["full"])
     n = connections or size.connections
-    per_system = {system: _measure(system, env, n, size.broadcasts) for system in SYSTEMS}
+    per_system = {system: _measure(system, env, n, size) for system in SYSTEMS}
     ours, theirs = per_system["pricefeed"]["figure"], per_system["python-socketio"]["figure"]
     return {
         "pricefeed": per_system["pricefeed"],
@@ -64,18 +65,20 @@ def run_socketio(profile_name: str, env: Any, connections: int | None = None) ->
     }
 
 
-def _measure(system: str, env: Any, n: int, broadcasts: int) -> dict[str, Any]:
+def _measure(system: str, env: Any, n: int, size: Size) -> dict[str, Any]:
+    interval = size.interval_s
     env.say(f"socketio: {system}, {n:,} idle Socket.IO connections on crypto-prices ...")
     port = free_port()
     root = Path(__file__).resolve().parents[1]
     log_path = env.workdir / f"socketio-{system}-{port}.log"
     if system == "pricefeed":
-        cmd = [sys.executable, "-m", "pricefeed", "serve", "--source", "sim", "--sim-interval", str(INTERVAL_S),
+        cmd = [sys.executable, "-m", "pricefeed", "serve", "--source", "sim", "--sim-interval", str(interval),
                "--host", "127.0.0.1", "--port", str(free_port()), "--api-host", "127.0.0.1",
                "--api-port", str(free_port()), "--rpc", "false", "--crypto", "true", "--crypto-host", "127.0.0.1",
                "--crypto-port", str(port), "--db", str(env.workdir / f"socketio-{port}.db"), "--log-level", "WARNING"]
     else:
-        cmd = [sys.executable, "-m", "benchmarks.socketio", "baseline", "--port", str(port)]
+        cmd = [sys.executable, "-m", "benchmarks.socketio", "baseline", "--port", str(port),
+               "--interval", str(interval)]
     with log_path.open("wb") as log:
         server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=root)
     clients: subprocess.Popen[bytes] | None = None
@@ -93,9 +96,9 @@ def _measure(system: str, env: Any, n: int, broadcasts: int) -> dict[str, Any]:
         rss_after = rss_bytes(server.pid)
         cpu_before = cpu_seconds(server.pid)
         assert clients.stdin is not None
-        clients.stdin.write(orjson.dumps({"seconds": broadcasts * INTERVAL_S + 1.5}) + b"\n")
+        clients.stdin.write(orjson.dumps({"seconds": (size.broadcasts + 1) * interval + 0.5}) + b"\n")
         clients.stdin.flush()
-        measured = _read_line(clients, broadcasts * INTERVAL_S + 120)
+        measured = _read_line(clients, size.broadcasts * interval + 120)
         cpu = cpu_seconds(server.pid) - cpu_before
     finally:
         for proc in (clients, server):
@@ -114,7 +117,7 @@ def _measure(system: str, env: Any, n: int, broadcasts: int) -> dict[str, Any]:
         "complete_broadcasts": measured["complete"],
         **{f"{k}_ms": v for k, v in percentiles(hist, (50.0, 99.0)).items()},
         "all_p50_ms": _median(measured["slowest_ms"]), "all_max_ms": max(measured["slowest_ms"], default=None),
-        "server_cpu_s_per_s": round(cpu / measured["elapsed_s"], 3),
+        "server_cpu_s_per_s": round(cpu / measured["elapsed_s"], 3), "interval_s": interval,
     }
     env.say(f"socketio: {system} -> {figure['kib_per_connection']} KiB per connection; broadcast to all "
             f"p50 {figure['p50_ms']} ms, p99 {figure['p99_ms']} ms, slowest delivery median {figure['all_p50_ms']} ms "
@@ -130,7 +133,8 @@ def table(result: dict[str, Any]) -> str:
                      str(f["all_p50_ms"]), f"{f['complete_broadcasts']}/{f['broadcasts']}",
                      str(f["server_cpu_s_per_s"])])
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["== socketio (idle connections on crypto-prices, one broadcast per second)"]
+    interval = result["pricefeed"]["figure"]["interval_s"]
+    lines = [f"== socketio (idle connections on crypto-prices, one broadcast every {interval:g} s)"]
     lines += ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
               for row in rows]
     ratios = ", ".join(f"{k} {v}" for k, v in result["vs_python_socketio"].items())
@@ -271,7 +275,7 @@ def _baseline_array() -> list[dict[str, Any]]:
              "volume24h": None, "marketCap": None, "lastUpdated": stamp, "stale": False} for s, name, price in COINS]
 
 
-async def _baseline(port: int) -> None:
+async def _baseline(port: int, interval_s: float) -> None:
     import uvicorn
 
     import socketio
@@ -285,10 +289,10 @@ async def _baseline(port: int) -> None:
 
     async def broadcaster() -> None:
         loop = asyncio.get_running_loop()
-        next_tick = loop.time() + INTERVAL_S
+        next_tick = loop.time() + interval_s
         while True:
             await asyncio.sleep(max(0.0, next_tick - loop.time()))
-            next_tick = max(next_tick + INTERVAL_S, loop.time())
+            next_tick = max(next_tick + interval_s, loop.time())
             await sio.emit("crypto-prices", _baseline_array(), room="crypto-prices")
 
     server = uvicorn.Server(uvicorn.Config(socketio.ASGIApp(sio), host="127.0.0.1", port=port, lifespan="off",
@@ -302,8 +306,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.socketio", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
-    baseline = commands.add_parser("baseline", help="python-socketio emitting to a room once per second")
+    baseline = commands.add_parser("baseline", help="python-socketio emitting to a room every --interval seconds")
     baseline.add_argument("--port", type=int, required=True)
+    baseline.add_argument("--interval", type=float, default=1.0, help="seconds between broadcasts")
     clients = commands.add_parser("clients", help="idle Socket.IO connections that time each broadcast")
     clients.add_argument("--url", required=True)
     clients.add_argument("--connections", type=int, required=True)
@@ -311,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     import uvloop
 
     if args.command == "baseline":
-        uvloop.run(_baseline(args.port))
+        uvloop.run(_baseline(args.port, args.interval))
     else:
         import resource
 
