@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 Plan = Literal["demo", "pro"]
 SECONDS_PER_MONTH = 30.44 * 86_400
+MAX_BODY_BYTES = 8 * 1024 * 1024
 
 
 class CoinGeckoSource(Source):
@@ -124,8 +125,9 @@ class CoinGeckoSource(Source):
         while True:
             started = loop.time()
             delay = await self.poll()
-            self.next_poll_at = time.monotonic() + max(0.0, started + delay - loop.time())
-            await asyncio.sleep(max(0.0, started + delay - loop.time()))
+            wait = max(0.0, started + delay - loop.time())  # a steady cadence, whatever the call took
+            self.next_poll_at = time.monotonic() + wait
+            await asyncio.sleep(wait)
 
     async def poll(self) -> float:
         """Fetch every coin once; the seconds from this poll's start to the next one."""
@@ -151,21 +153,23 @@ class CoinGeckoSource(Source):
         self.calls += 1
         url = self.base_url + "/coins/markets"
         try:
-            response = await self._client.get(url, params=markets_params(coins))
+            async with self._client.stream("GET", url, params=markets_params(coins)) as response:
+                if response.status_code == 429:
+                    self.rate_limited += 1
+                    retry_after = parse_retry_after(response.headers.get("retry-after"))
+                    shown = "no Retry-After" if retry_after is None else f"Retry-After {retry_after:.0f}s"
+                    raise _Failure(f"rate limited (HTTP 429, {shown}): {await read_error_body(response)}",
+                                   retry_after=retry_after, rate_limited=True)
+                if response.status_code != 200:
+                    raise _Failure(f"HTTP {response.status_code} from {redact_url(url)}: "
+                                   f"{await read_error_body(response)}")
+                body = await _read_limited(response, MAX_BODY_BYTES)
         except httpx.TimeoutException as exc:
             raise _Failure(f"{redact_url(url)} timed out ({describe_error(exc)})") from None
         except httpx.HTTPError as exc:
             raise _Failure(f"{redact_url(url)}: {describe_error(exc)}") from None
-        if response.status_code == 429:
-            self.rate_limited += 1
-            retry_after = parse_retry_after(response.headers.get("retry-after"))
-            shown = "no Retry-After" if retry_after is None else f"Retry-After {retry_after:.0f}s"
-            raise _Failure(f"rate limited (HTTP 429, {shown}): {await read_error_body(response)}",
-                           retry_after=retry_after, rate_limited=True)
-        if response.status_code != 200:
-            raise _Failure(f"HTTP {response.status_code} from {redact_url(url)}: {await read_error_body(response)}")
         try:
-            answer = parse_markets(response.content, coins)
+            answer = parse_markets(body, coins)
         except CoinGeckoError as exc:
             raise _Failure(str(exc)) from None
         self._apply(coins, answer.updates, answer.names, answer.problems)
@@ -208,6 +212,16 @@ class CoinGeckoSource(Source):
             next_poll_in_s=None if self.next_poll_at is None else round(max(0.0, self.next_poll_at - now), 3),
             skipped_coins=dict(self._problems))
         return status
+
+
+async def _read_limited(response: httpx.Response, limit: int) -> bytes:
+    """The whole body, unless it grows past ``limit`` (a page of 250 coins is about 250 KB)."""
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > limit:
+            raise _Failure(f"/coins/markets answered more than {limit} bytes")
+    return bytes(body)
 
 
 class _Failure(Exception):
