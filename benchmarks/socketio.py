@@ -276,9 +276,8 @@ def _baseline_array() -> list[dict[str, Any]]:
 
 
 async def _baseline(port: int, interval_s: float) -> None:
-    import uvicorn
-
     import socketio
+    import uvicorn
 
     sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins="*", ping_interval=10, ping_timeout=20)
 

@@ -209,3 +209,14 @@ def _as_javascript_shows(value: Any) -> Any:
         return value
     text = repr(float(value))
     return text[:-2] if text.endswith(".0") else text
+
+
+async def test_crypto_false_turns_the_listener_off(tmp_path: Path) -> None:
+    service = await ServiceProcess(tmp_path / "db", "--source", "sim", "--crypto", "false").start()
+    try:
+        assert "crypto" not in (await service.get("/status")).json()
+        async with httpx.AsyncClient() as client:
+            with pytest.raises(httpx.ConnectError):
+                await client.get(service.crypto_url + "/health", timeout=5)
+    finally:
+        await service.stop()
