@@ -182,6 +182,7 @@ class _Recorder:
         self.measuring = False
         self.latencies: dict[str, list[float]] = {}
         """Broadcast (its newest lastUpdated) -> each delivery's latency in ms."""
+        self.produced: dict[str, float] = {}
         self.subscribed = 0
         self.all_subscribed = asyncio.Event()
         self.expected = 0
@@ -198,7 +199,11 @@ class _Recorder:
         now = time.time()
         coins = orjson.loads(payload[2:])[1]
         stamp = max(coin["lastUpdated"] for coin in coins)
-        self.latencies.setdefault(stamp, []).append((now - parse_iso_time(stamp)) * 1000.0)
+        latencies = self.latencies.get(stamp)
+        if latencies is None:  # parse each broadcast's time once, not once per connection
+            latencies = self.latencies[stamp] = []
+            self.produced[stamp] = parse_iso_time(stamp)
+        latencies.append((now - self.produced[stamp]) * 1000.0)
 
 
 async def _clients(url: str, connections: int) -> None:
