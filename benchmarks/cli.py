@@ -17,11 +17,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from . import client as client_bench
-from . import report
+from . import report, socketio
 from .common import core_busy, cpu_jiffies
 from .harness import run_scenarios
 from .processes import Env, default_cpus, raise_fd_limit
 from .profiles import FANOUT_ONLY, PROFILES, SCENARIOS, SYSTEMS
+
+ALL_SCENARIOS = (*SCENARIOS, "socketio", client_bench.SCENARIO)
 
 
 def _cpus(text: str | None) -> set[int] | None:
@@ -35,10 +37,10 @@ def _rates(text: str) -> tuple[float, ...]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--scenario", action="append", choices=(*SCENARIOS, client_bench.SCENARIO), metavar="NAME",
-                        help=f"run only this scenario (repeatable; one of {', '.join(SCENARIOS)}, "
-                             f"{client_bench.SCENARIO}; default: all)")
-    parser.add_argument("--quick", action="store_true", help="a reduced run, about a minute (CI smoke)")
+    parser.add_argument("--scenario", action="append", choices=ALL_SCENARIOS, metavar="NAME",
+                        help=f"run only this scenario (repeatable; one of {', '.join(ALL_SCENARIOS)}; default: all)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a reduced run, about a minute (CI smoke; asserts nothing)")
     parser.add_argument("--profile", choices=sorted(PROFILES), default=None,
                         help="sizes and durations: full (default), quick (= --quick) or smoke (a few seconds)")
     parser.add_argument("--system", action="append", choices=SYSTEMS, metavar="NAME",
@@ -74,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     profile = dataclasses.replace(profile, **{k: v for k, v in overrides.items() if v is not None})
     if args.measure_seconds is not None:  # one window length for every scenario
         profile = dataclasses.replace(profile, slow_measure_s=None)
-    scenarios = [s for s in SCENARIOS if s in (args.scenario or SCENARIOS)]
+    scenarios = [s for s in ALL_SCENARIOS if s in (args.scenario or ALL_SCENARIOS)]
     systems = [s for s in SYSTEMS if s in (args.system or SYSTEMS)]
     server_cpus, client_cpus = default_cpus()
     if args.server_cpus != "auto":
@@ -102,9 +104,12 @@ def run(args: argparse.Namespace) -> int:
                 f"server cpus {sorted(server_cpus) if server_cpus else 'any'}, "
                 f"client cpus {sorted(client_cpus) if client_cpus else 'any'}")
         try:
-            scenario_results = run_scenarios(profile, scenarios, systems, env, args.latency_rate)
+            scenario_results = run_scenarios(profile, [s for s in scenarios if s in SCENARIOS], systems, env,
+                                             args.latency_rate)
+            if "socketio" in scenarios:
+                scenario_results["socketio"] = socketio.run_socketio(profile.name, env, args.idle_connections)
             client_results = client_bench.run(profile.name, server_cpus, client_cpus, Path(workdir), env.say) \
-                if client_bench.SCENARIO in (args.scenario or [client_bench.SCENARIO]) else None
+                if client_bench.SCENARIO in scenarios else None
         except KeyboardInterrupt:
             print("pricefeed bench: interrupted", file=sys.stderr)
             return 130
@@ -149,11 +154,14 @@ def run(args: argparse.Namespace) -> int:
     if client_results is not None:
         results["client"] = client_results
     report.write_json(results, args.json)
-    print(report.table(results))
+    harness_only = {**results, "scenarios": {k: v for k, v in scenario_results.items() if k != "socketio"}}
+    print(report.table(harness_only))
+    if "socketio" in scenario_results:
+        print(socketio.table(scenario_results["socketio"]))
     if client_results is not None:
         print(client_bench.table(client_results))
     plot_path = args.plot or args.json.with_suffix(".png")
-    plotted = report.plot(results, plot_path)
+    plotted = report.plot(harness_only, plot_path)
     print(f"results: {args.json}" + (f", plot: {plot_path}" if plotted else " (no plot: matplotlib missing or no "
                                                                              "latency data)"))
     return 0

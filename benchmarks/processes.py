@@ -81,7 +81,7 @@ class Server:
                         "--streams-host", "127.0.0.1", "--streams-port", str(self.streams_port),
                         "--db", str(env.workdir / f"db-{self.port}.sqlite"), "--sim-feeds", str(profile.feeds),
                         "--sim-interval", interval, "--seed", str(profile.seed), "--log-level", "WARNING",
-                        "--rpc", "false"]
+                        "--rpc", "false", "--crypto", "false"]
         else:
             self.cmd = [sys.executable, "-m", "benchmarks.baselines", system, "--port", str(self.port),
                         "--feeds", str(profile.feeds), "--interval", interval, "--seed", str(profile.seed)]

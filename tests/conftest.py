@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 
+from .redis_server import RedisServer, require_redis
 from .service import ServiceProcess
 
 # Fuzzing: a few examples per property in the default run; scripts/test-slow selects the long profile.
@@ -25,3 +26,14 @@ async def service(tmp_path: Path) -> AsyncIterator[ServiceProcess]:
         yield svc
     finally:
         await svc.stop()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A private redis-server on a free port (skips the test if redis-server is not installed)."""
+    require_redis()
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -41,6 +41,7 @@ class ServiceProcess:
         self.ws_port = free_port()
         self.api_port = free_port()
         self.streams_port = free_port()
+        self.crypto_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = db.with_suffix(f".{self.ws_port}.log")
 
@@ -57,6 +58,11 @@ class ServiceProcess:
         """The stream service of seed 004 (``/ws/stream`` and the rest), as ``ws://host:port``."""
         return f"ws://127.0.0.1:{self.streams_port}"
 
+    @property
+    def crypto_url(self) -> str:
+        """The Socket.IO crypto-prices listener (seed 002)."""
+        return f"http://127.0.0.1:{self.crypto_port}"
+
     async def start(self, timeout_s: float = 20.0, attempts: int = 3) -> ServiceProcess:
         """Start on free ports; a port taken between choosing and binding it means another try on new ones."""
         for attempt in range(attempts):
@@ -66,12 +72,14 @@ class ServiceProcess:
             except PortTaken:
                 if attempt == attempts - 1:
                     raise
-                self.ws_port, self.api_port, self.streams_port = free_port(), free_port(), free_port()
+                self.ws_port, self.api_port = free_port(), free_port()
+                self.streams_port, self.crypto_port = free_port(), free_port()
         return self
 
     async def _start_once(self, timeout_s: float) -> None:
         rpc = [] if "--rpc-port" in self.args else ["--rpc-port", str(free_port())]
         rpc += ["--streams-host", "127.0.0.1", "--streams-port", str(self.streams_port)]
+        rpc += ["--crypto-host", "127.0.0.1", "--crypto-port", str(self.crypto_port)]
         if "--sim-equities" not in self.args:  # the 13 Pyth feeds only, unless a test asks for the NSE equities
             rpc += ["--sim-equities", "false"]
         cmd = [sys.executable, "-m", "pricefeed", "serve", "--host", "127.0.0.1", "--port", str(self.ws_port),
@@ -140,7 +148,8 @@ async def in_process(tmp_path: Path, **settings: Any) -> AsyncIterator[App]:
     equities unless asked) and a private database; ``settings`` override the defaults."""
     values: dict[str, Any] = {"source": ["sim"], "host": "127.0.0.1", "port": 0, "api_host": "127.0.0.1",
                               "api_port": 0, "db": str(tmp_path / "db"), "rpc": False,
-                              "streams_host": "127.0.0.1", "streams_port": 0, "sim_equities": False}
+                              "streams_host": "127.0.0.1", "streams_port": 0, "sim_equities": False,
+                              "crypto_host": "127.0.0.1", "crypto_port": 0}
     values.update(settings)
     service = App(load_settings(values))
     await service.start()

@@ -30,7 +30,7 @@ from .policy import AccessPolicy, AnonymousLimits, KeyRing
 from .slots import SlotClock
 from .sources import Source, create_source
 from .sources.publishers import LocalOracle
-from .store import AnalyticsStore, SqliteStore, Store, StoreWriter
+from .store import AnalyticsStore, Store, StoreWriter, create_store
 from .store.oracle_state import OracleStateStore
 from .transport.connection import Connection
 from .transport.limits import ConnectionLimits
@@ -57,7 +57,7 @@ class App:
         self.ingest, self.hub = pipeline.ingest, pipeline.hub
         self.history = PriceHistory()
         self.hub.add_listener(self.history.add)
-        self.store: Store = store if store is not None else SqliteStore(settings.db)
+        self.store: Store = store if store is not None else create_store(settings)
         self.writer = StoreWriter(self.ingest, self.store, settings.store_flush_interval)
         self.analytics = self._analytics(settings)
         self.sources: list[Source] = [create_source(name, self.ingest, settings) for name in settings.source]
@@ -172,6 +172,10 @@ class App:
     def streams_port(self) -> int:
         return self.listeners.port("streams")
 
+    @property
+    def crypto_port(self) -> int:
+        return self.listeners.port("crypto")
+
     def components(self) -> list[Component]:
         return self.assembly.components
 
@@ -187,6 +191,8 @@ class App:
             reasons.append(f"no prices yet for any of the {len(self.hub.feeds)} feeds")
         elif priced and stale == priced:
             reasons.append(f"all {stale} feeds are stale")
+        if self.writer.last_error is not None:
+            reasons.append(f"store unavailable, serving from memory: {self.writer.last_error}")
         status = "stopping" if self.stopping else ("degraded" if reasons else "ok")
         return {"status": status, "reasons": reasons, "uptime_s": round(time.monotonic() - self.started_at, 3),
                 "sources": {s.name: str(s.state) for s in self.sources}}
@@ -215,5 +221,6 @@ class App:
             "sources": [s.status() for s in self.sources],
             "store": self.writer.status(),
             **({"pythd": self.listeners.pythd.status()} if self.listeners.pythd is not None else {}),
+            **({"crypto": self.listeners.crypto.status()} if self.listeners.crypto is not None else {}),
             "candles": self.analytics.candles.status(),
         }

@@ -21,7 +21,7 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 from .accounts import parse_publishers
 
 HERMES_STREAM_URL = "https://hermes.pyth.network/v2/updates/price/stream"
-SourceName = Literal["hermes", "sim", "kite", "lazer"]
+SourceName = Literal["hermes", "sim", "kite", "lazer", "coingecko"]
 KITE_TICKER_URL = "wss://ws.kite.trade"
 LAZER_STREAM_URLS = ["wss://pyth-lazer-0.dourolabs.app/v1/stream", "wss://pyth-lazer-1.dourolabs.app/v1/stream",
                      "wss://pyth-lazer-2.dourolabs.app/v1/stream"]
@@ -48,7 +48,7 @@ class Settings(BaseSettings):
         [HERMES_STREAM_URL], description="Pyth Hermes SSE stream URL (repeatable)")
     log_level: LogLevel = Field("INFO", description="Logging level")
     source: Annotated[list[SourceName], NoDecode] = Field(
-        ["hermes"], description="Upstream source: hermes, lazer, kite or sim (repeatable)")
+        ["hermes"], description="Upstream source: hermes, lazer, kite, coingecko or sim (repeatable)")
     db: Path = Field(default_factory=default_db_path, description="SQLite file that keeps feeds and last prices")
     config: Path | None = Field(None, description="A TOML or JSON file with any of these settings")
     seed: int | None = Field(None, description="Random seed of the simulated market (deterministic runs)")
@@ -136,8 +136,42 @@ class Settings(BaseSettings):
     kite_silence_timeout: float = Field(
         10.0, gt=0, description="Seconds without a tick or heartbeat after which the Kite connection is replaced")
 
+    coingecko_url: str | None = Field(
+        None, description="CoinGecko API root (default: the public API, or the pro API with --coingecko-plan pro)")
+    coingecko_api_key: SecretStr | None = Field(None, description="CoinGecko API key (demo or pro); never logged")
+    coingecko_plan: Literal["demo", "pro"] = Field(
+        "demo", description="Which header carries the key: demo (x-cg-demo-api-key) or pro (x-cg-pro-api-key)")
+    coingecko_interval: float = Field(10.0, gt=0, description="Seconds between CoinGecko polls of the whole coin set")
+    coingecko_coins: Annotated[list[str], NoDecode] = Field(
+        ["BTC", "ETH", "BNB", "ADA", "SOL", "DOT", "USDT", "USDC", "XRP", "MATIC"],
+        description="Coins of CoinGecko and of crypto-prices: known symbols or SYMBOL=coingecko-id (repeatable)")
+    coingecko_calls_per_minute: int = Field(
+        30, ge=1, description="Most CoinGecko calls in any minute, whatever happens (the keyless and demo limit)")
+    coingecko_timeout: float = Field(10.0, gt=0, description="Seconds a CoinGecko call may take")
+    crypto: bool = Field(True, description="Serve the Socket.IO crypto-prices service (true or false)")
+    crypto_host: str = Field("0.0.0.0", description="Host of the Socket.IO crypto-prices service (seed 002)")
+    crypto_port: int = Field(5000, ge=0, le=65535, description="Port of the Socket.IO crypto-prices service")
+    crypto_cors_origins: Annotated[list[str], NoDecode] = Field(
+        ["*"], description="Origins allowed to connect to Socket.IO from a browser (* for any; repeatable)")
+    redis_url: SecretStr | None = Field(
+        None, description="Keep feeds and latest prices in Redis (redis://[user:password@]host:port/db), not SQLite")
+    redis_host: str | None = Field(None, validation_alias=AliasChoices("redis_host", "PRICEFEED_REDIS_HOST"),
+                                   description="Redis host (env REDIS_HOST too); setting it selects the Redis store")
+    redis_port: int = Field(6379, ge=1, le=65535, validation_alias=AliasChoices("redis_port", "PRICEFEED_REDIS_PORT"),
+                            description="Redis port (env REDIS_PORT too)")
+    redis_username: str | None = Field(
+        None, validation_alias=AliasChoices("redis_username", "PRICEFEED_REDIS_USERNAME"),
+        description="Redis user name (env REDIS_USERNAME too)")
+    redis_password: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("redis_password", "PRICEFEED_REDIS_PASSWORD"),
+        description="Redis password (env REDIS_PASSWORD too); never logged")
+    redis_prefix: str = Field("pricefeed:", description="Prefix of pricefeed's Redis keys (processes sharing it share "
+                                                       "one cache)")
+
+
     @field_validator("source", "pyth_sse_url", "feeds", "rpc_publisher", "rpc_origins", "cors_origins",
-                     "candle_intervals", "kite_symbols", "lazer_url", "api_key", mode="before")
+                     "candle_intervals", "kite_symbols", "lazer_url", "api_key", "coingecko_coins",
+                     "crypto_cors_origins", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         """Accept ``sim,hermes`` from the environment or a file as well as a list."""
@@ -182,6 +216,19 @@ class Settings(BaseSettings):
 
         OriginPolicy.of(value)  # raises ValueError with what is wrong
         return value
+
+    @field_validator("coingecko_coins")
+    @classmethod
+    def _valid_coins(cls, value: list[str]) -> list[str]:
+        from .sources.coingecko_wire import parse_coins
+
+        parse_coins(value)  # raises ValueError with what is wrong
+        return value
+
+    @property
+    def uses_redis(self) -> bool:
+        """Whether Redis keeps the store (``--redis-url`` or ``REDIS_HOST`` given)."""
+        return self.redis_url is not None or self.redis_host is not None
 
     @field_validator("source")
     @classmethod

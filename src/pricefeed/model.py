@@ -10,6 +10,7 @@ import enum
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 FeedId = str
 """A feed id: 64 lowercase hex characters, no ``0x`` (Hermes' output form)."""
@@ -143,6 +144,20 @@ class MarketDetails:
     market_session: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class MarketStats:
+    """The 24-hour market figures a market-data source (CoinGecko) publishes with a price.
+
+    Exact decimals as the upstream wrote them; None where it gave none (``null``).
+    """
+
+    change_24h: Decimal | None = None
+    """Absolute price change over 24 h, in the quote currency."""
+    change_percent_24h: Decimal | None = None
+    volume_24h: Decimal | None = None
+    market_cap: Decimal | None = None
+
+
 @dataclass(slots=True)
 class PriceUpdate:
     """One price of one feed at one publish time.
@@ -174,6 +189,8 @@ class PriceUpdate:
     details: MarketDetails | None = None
     """Best bid/ask, publisher count, funding and market session, from sources that have them (Lazer), so the
     Lazer face can serve them again; one optional field keeps every other source's updates as small as before."""
+    market: MarketStats | None = None
+    """24 h change, volume and market cap, for sources that have them (the publish time is the upstream's)."""
 
     @property
     def publish_time(self) -> int:

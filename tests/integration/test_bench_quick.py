@@ -75,7 +75,11 @@ def test_fanout_smoke_writes_json_and_plot(tmp_path: Path) -> None:
 def test_every_scenario_smoke(tmp_path: Path) -> None:
     results = run_bench(tmp_path, timeout=150)
     scenarios = results["scenarios"]
-    assert list(scenarios) == ["fanout", "latency", "idle", "slow"]
+    assert list(scenarios) == ["fanout", "latency", "idle", "slow", "socketio"]
+    socketio = scenarios.pop("socketio")
+    assert set(socketio["baselines"]) == {"python-socketio"}
+    for run in (socketio["pricefeed"], socketio["baselines"]["python-socketio"]):
+        assert run["figure"]["connected"] == 50 and run["figure"]["p99_ms"] is not None
     check_systems(scenarios.pop("fanout"), FANOUT_FACES)
     for result in scenarios.values():  # the other faces are measured by the fanout scenario only
         check_systems(result, set())

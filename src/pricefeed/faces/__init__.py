@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..components import Component, Task
+from ..sources.coingecko_wire import parse_coins
 from ..transport.http import ApiServer, KeyGuard
 from ..transport.listener import Listener
 from ..transport.picows import PicowsServer
 from ..transport.sansio_ws import sweep_pings
 from ..transport.sse import sweep_streams
 from ..transport.wsframe import FramedCodec
+from .crypto import CryptoService
 from .hermes_sse import ALL_UPDATES
 from .hermes_ws import MAX_MESSAGE_BYTES, PLAIN, HermesWsSession
 from .jsonrpc import RPC_LIMITS, PythdApi, create_rpc_server, parse_publishers
@@ -45,6 +47,7 @@ class Listening:
     ports: dict[str, Callable[[], int]]
     listeners: list[Listener]
     pythd: PythdApi | None
+    crypto: CryptoService | None
 
     def components(self) -> list[Component]:
         return list(self.components_by_name.values())
@@ -97,6 +100,14 @@ def build_listeners(services: Services, settings: Settings, oracle: Oracle | Non
         ports["streams"] = lambda: streams.port
         listeners += stream_listeners
 
+    crypto = None
+    if settings.crypto:
+        crypto = CryptoService(services.hub, parse_coins(settings.coingecko_coins), host=settings.crypto_host,
+                               port=settings.crypto_port, health=services.health,
+                               cors_origins=settings.crypto_cors_origins, max_message_bytes=limits.max_message_bytes)
+        components["crypto"] = crypto
+        ports["crypto"] = lambda: crypto.port
+
     # The API port last: once its /health answers, every other listener is up.
     if settings.api:
         hermes_ws = Listener("hermes_ws", PLAIN, lambda conn: HermesWsSession(services.hub, conn),
@@ -127,7 +138,7 @@ def build_listeners(services: Services, settings: Settings, oracle: Oracle | Non
     for listener in listeners:
         if listener.face != "pythd":  # publishers' keys guard the pythd face (--rpc-publisher)
             listener.access = services.access
-    return Listening(components, ports, listeners, pythd)
+    return Listening(components, ports, listeners, pythd, crypto)
 
 
 def api_face_of(path: str) -> str:

@@ -27,4 +27,8 @@ def create_source(name: str, sink: Sink, settings: Settings) -> Source:
         from .lazer import LazerSource
 
         return LazerSource.from_settings(sink, settings)
+    if name == "coingecko":
+        from .coingecko import CoinGeckoSource
+
+        return CoinGeckoSource.from_settings(sink, settings)
     raise ValueError(f"unknown source {name!r}")

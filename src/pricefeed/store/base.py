@@ -20,7 +20,8 @@ class Store(Protocol):
     async def save_feeds(self, feeds: Iterable[Feed]) -> None: ...
 
     async def save_latest(self, updates: Iterable[PriceUpdate]) -> None:
-        """Upsert the latest price of each feed in ``updates`` (one transaction)."""
+        """Upsert the latest price of each feed in ``updates`` (one transaction); a stored price with a later
+        ``publish_time_us`` stays (another process sharing the store may have saved it)."""
 
     async def close(self) -> None: ...
 

@@ -12,6 +12,7 @@ import aiosqlite
 from ..analytics.candles import Bar, Interval
 from ..analytics.market import DayStats
 from ..model import Feed, PriceUpdate, Status
+from .records import market_from_record, market_record
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,8 @@ CREATE TABLE IF NOT EXISTS latest (
     prev_publish_time_us INTEGER,
     slot INTEGER,
     source TEXT NOT NULL,
-    seq INTEGER NOT NULL
+    seq INTEGER NOT NULL,
+    market TEXT
 );
 CREATE TABLE IF NOT EXISTS candles (
     feed_id TEXT NOT NULL,
@@ -68,8 +70,14 @@ CREATE TABLE IF NOT EXISTS market_days (
     last_us INTEGER NOT NULL
 );
 """
-_LATEST_ADDED = {"volume": "INTEGER", "quantity": "INTEGER"}
+_LATEST_ADDED = {"volume": "INTEGER", "quantity": "INTEGER", "market": "TEXT"}
 """Columns of ``latest`` newer than the first schema; an older file gets them on open."""
+_COLUMNS = ("feed_id, price, conf, expo, publish_time_us, ema_price, ema_conf, status, prev_publish_time_us, slot,"
+            " source, seq, volume, quantity, market")
+_UPSERT_NEWER = (f"INSERT INTO latest ({_COLUMNS}) VALUES ({', '.join('?' * 15)}) ON CONFLICT(feed_id) DO UPDATE SET "
+                 + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS.replace(" ", "").split(",")[1:])
+                 + " WHERE excluded.publish_time_us >= latest.publish_time_us")
+"""Upsert a price unless the stored one is newer (as the Redis store does for processes sharing it)."""
 
 
 class SqliteStore:
@@ -104,12 +112,12 @@ class SqliteStore:
                          attributes=json.loads(r[5])) async for r in rows]
 
     async def load_latest(self) -> list[PriceUpdate]:
-        query = ("SELECT feed_id, price, conf, expo, publish_time_us, ema_price, ema_conf, status,"
-                 " prev_publish_time_us, slot, source, seq, volume, quantity FROM latest")
-        async with self.db.execute(query) as rows:
+        async with self.db.execute(f"SELECT {_COLUMNS} FROM latest") as rows:
             return [PriceUpdate(feed_id=r[0], price=r[1], conf=r[2], expo=r[3], publish_time_us=r[4],
                                 ema_price=r[5], ema_conf=r[6], status=Status(r[7]), prev_publish_time_us=r[8],
-                                slot=r[9], source=r[10], seq=r[11], volume=r[12], quantity=r[13]) async for r in rows]
+                                slot=r[9], source=r[10], seq=r[11], volume=r[12], quantity=r[13],
+                                market=None if r[14] is None else market_from_record(json.loads(r[14])))
+                    async for r in rows]
 
     async def save_feeds(self, feeds: Iterable[Feed]) -> None:
         rows = [(f.id, f.symbol, f.expo, f.source, int(f.simulated), json.dumps(dict(f.attributes)))
@@ -118,12 +126,11 @@ class SqliteStore:
         await self.db.commit()
 
     async def save_latest(self, updates: Iterable[PriceUpdate]) -> None:
+        """Upsert each feed's price, never over a newer one."""
         rows = [(u.feed_id, u.price, u.conf, u.expo, u.publish_time_us, u.ema_price, u.ema_conf, str(u.status),
-                 u.prev_publish_time_us, u.slot, u.source, u.seq, u.volume, u.quantity) for u in updates]
-        await self.db.executemany(
-            "INSERT OR REPLACE INTO latest (feed_id, price, conf, expo, publish_time_us, ema_price, ema_conf, status,"
-            " prev_publish_time_us, slot, source, seq, volume, quantity) VALUES"
-            " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                 u.prev_publish_time_us, u.slot, u.source, u.seq, u.volume, u.quantity,
+                 None if u.market is None else json.dumps(market_record(u.market))) for u in updates]
+        await self.db.executemany(_UPSERT_NEWER, rows)
         await self.db.commit()
 
     # -- derived state: candles and trading days -------------------------------------------------

@@ -24,6 +24,8 @@ class StoreWriter:
         self._task: asyncio.Task[None] | None = None
         self.flushes = 0
         self.last_flush_at: float | None = None
+        self.last_error: str | None = None
+        """Why the last flush failed; None once one succeeds (the store is reachable again)."""
         ingest.add_listener(self._on_batch)
 
     def _on_batch(self, updates: list[PriceUpdate]) -> None:
@@ -38,8 +40,15 @@ class StoreWriter:
             await asyncio.sleep(self.interval_s)
             try:
                 await self.flush()
-            except Exception:
-                log.exception("store flush failed; will retry")
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                if self.last_error is None:  # once per outage, not every interval
+                    log.warning("store flush failed (%s); serving from memory, saving when it is back", error)
+                self.last_error = error
+            else:
+                if self.last_error is not None:
+                    log.info("store is back: saved what was pending")
+                self.last_error = None
 
     async def flush(self) -> None:
         """Save new or changed feed metadata, then every price that changed since the last flush."""
@@ -67,4 +76,5 @@ class StoreWriter:
 
     def status(self) -> dict[str, Any]:
         age = None if self.last_flush_at is None else round(time.monotonic() - self.last_flush_at, 3)
-        return {"flushes": self.flushes, "last_flush_age_s": age, "pending": len(self._dirty)}
+        return {"flushes": self.flushes, "last_flush_age_s": age, "pending": len(self._dirty),
+                "last_error": self.last_error}

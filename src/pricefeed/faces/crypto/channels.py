@@ -1,0 +1,206 @@
+"""The Socket.IO side of ``crypto-prices``: subscribe and unsubscribe, errors, and one encoding per broadcast.
+
+Clients emit ``subscribe`` / ``unsubscribe`` with ``{"channel": "crypto-prices"}``
+(or ``crypto-prices:BTC`` for one coin). A subscriber gets the current array at
+once, then the array again whenever a price of its channel changes or a coin
+turns stale or fresh. Bad input gets an ``error`` event (and a negative ack if
+the client asked for one); the connection goes on.
+
+A broadcast encodes its packet once and puts the same Engine.IO packet in each
+subscriber's queue, where python-socketio's own ``emit`` to a room starts one
+task per recipient. A client whose queue grows past ``max_queued`` packets is
+not reading: it is disconnected instead of holding memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import socketio
+from engineio import packet as eio_packet
+
+from ...model import FeedId, PriceUpdate
+from ...sources.coingecko_wire import Coin
+from .hub_link import HubLink
+from .prices import ALL_COINS, CoinFeeds, Snapshot, coin_channel, encode_event
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "/"
+
+
+class CryptoChannels:
+    def __init__(self, link: HubLink, coins: Sequence[Coin], *, cors_origins: Sequence[str] = ("*",),
+                 max_message_bytes: int = 64 * 1024, ping_interval_s: float = 10.0, ping_timeout_s: float = 20.0,
+                 max_queued: int = 64, stale_check_s: float = 1.0) -> None:
+        origins: str | list[str] = "*" if "*" in cors_origins else list(cors_origins)
+        self.sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins=origins,
+                                        ping_interval=ping_interval_s, ping_timeout=ping_timeout_s,
+                                        max_http_buffer_size=max_message_bytes)
+        self.link = link
+        self.coins = CoinFeeds(coins)
+        self.snapshot = Snapshot(self.coins, link.feeds, link.latest, link.is_stale)
+        self.max_queued = max_queued
+        self.stale_check_s = stale_check_s
+        self.broadcasts = 0
+        self.deliveries = 0
+        self.slow_disconnected = 0
+        self._symbol_of: dict[FeedId, str] = {}
+        self._resolved: dict[str, FeedId] | None = None
+        self._changed: set[str] = set()
+        self._flush_scheduled = False
+        self._flags: tuple[tuple[str, bool], ...] = ()
+        self._ticker: asyncio.Task[None] | None = None
+        self._running = False
+        self.sio.on("subscribe", self._subscribe)
+        self.sio.on("unsubscribe", self._unsubscribe)
+        self.sio.on("*", self._unknown_event)
+        link.on_updates(self._on_updates)
+
+    def start(self) -> None:
+        self._running = True
+        self._flags = self.snapshot.stale_flags()
+        self._ticker = asyncio.create_task(self._watch_staleness(), name="crypto-stale-watch")
+
+    async def stop(self) -> None:
+        self._running = False
+        if self._ticker is not None:
+            self._ticker.cancel()
+            await asyncio.gather(self._ticker, return_exceptions=True)
+
+    # -- client events
+
+    async def _subscribe(self, sid: str, data: Any = None, *extra: Any) -> dict[str, Any]:
+        channel, error = self._channel_of("subscribe", data, extra)
+        if error is not None:
+            return await self._reject(sid, error)
+        await self.sio.enter_room(sid, channel)
+        symbols = None if channel == ALL_COINS else [channel.split(":", 1)[1]]
+        self._send_to(sid, encode_event(self.snapshot.objects(symbols)))
+        return {"ok": True, "channel": channel}
+
+    async def _unsubscribe(self, sid: str, data: Any = None, *extra: Any) -> dict[str, Any]:
+        channel, error = self._channel_of("unsubscribe", data, extra)
+        if error is not None:
+            return await self._reject(sid, error)
+        await self.sio.leave_room(sid, channel)
+        return {"ok": True, "channel": channel}
+
+    async def _unknown_event(self, event: str, sid: str, *data: Any) -> dict[str, Any]:
+        return await self._reject(sid, f"unknown event {event!r}: emit subscribe or unsubscribe with "
+                                       f'{{"channel": "{ALL_COINS}"}}')
+
+    async def _reject(self, sid: str, message: str) -> dict[str, Any]:
+        await self.sio.emit("error", {"message": message}, to=sid)
+        return {"ok": False, "error": message}
+
+    def _channel_of(self, event: str, data: Any, extra: tuple[Any, ...]) -> tuple[str, str | None]:
+        usage = f'{event} expects one object such as {{"channel": "{ALL_COINS}"}}'
+        if extra or not isinstance(data, dict):
+            shown = "nothing" if data is None else f"{len(extra) + 1} arguments" if extra else _kind(data)
+            return "", f"{usage}, got {shown}"
+        channel = data.get("channel")
+        if not isinstance(channel, str):
+            return "", f"{usage}: 'channel' is {'missing' if 'channel' not in data else _kind(channel)}"
+        if channel not in self.coins.channels:
+            return "", f"unknown channel {channel[:80]!r}: channels are {', '.join(self.coins.channels)}"
+        return channel, None
+
+    # -- broadcasts
+
+    def _on_updates(self, updates: list[PriceUpdate]) -> None:
+        if not self._running:
+            return
+        resolved = self.coins.resolve(self.link.feeds())
+        if resolved is not self._resolved:
+            self._resolved = resolved
+            self._symbol_of = {feed_id: symbol for symbol, feed_id in resolved.items()}
+        symbol_of = self._symbol_of
+        changed = {symbol_of[u.feed_id] for u in updates if u.feed_id in symbol_of}
+        if changed:
+            self._changed |= changed
+            if not self._flush_scheduled:  # one broadcast per loop iteration, however many passes came
+                self._flush_scheduled = True
+                asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        changed, self._changed = self._changed, set()
+        self.broadcast(changed)
+
+    def broadcast(self, symbols: set[str]) -> None:
+        """Send the whole array to ``crypto-prices`` and each changed coin to its own channel."""
+        rooms = self.sio.manager.rooms.get(NAMESPACE, {})
+        objects = self.snapshot.objects()
+        self._flags = tuple((o["symbol"], o["stale"]) for o in objects)
+        if rooms.get(ALL_COINS):
+            self._send_room(ALL_COINS, encode_event(objects))
+        for obj in objects:
+            if obj["symbol"] in symbols and rooms.get(channel := coin_channel(obj["symbol"])):
+                self._send_room(channel, encode_event([obj]))
+        self.broadcasts += 1
+
+    async def _watch_staleness(self) -> None:
+        """Broadcast when a coin turns stale (its upstream went quiet) or fresh again without a new price."""
+        while True:
+            await asyncio.sleep(self.stale_check_s)
+            flags = self.snapshot.stale_flags()
+            if flags != self._flags:
+                self.broadcast({symbol for (symbol, stale), old in _pairs(flags, self._flags) if stale != old})
+
+    def _send_room(self, room: str, text: str) -> None:
+        pkt = eio_packet.Packet(eio_packet.MESSAGE, text)  # encoded once (its encode cache), shared by every queue
+        sockets = self.sio.eio.sockets
+        for sid, eio_sid in self.sio.manager.get_participants(NAMESPACE, room):
+            socket = sockets.get(eio_sid)
+            if socket is not None:
+                self._enqueue(sid, socket, pkt)
+
+    def _send_to(self, sid: str, text: str) -> None:
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, NAMESPACE)
+        socket = self.sio.eio.sockets.get(eio_sid) if eio_sid is not None else None
+        if socket is not None:
+            self._enqueue(sid, socket, eio_packet.Packet(eio_packet.MESSAGE, text))
+
+    def _enqueue(self, sid: str, socket: Any, pkt: eio_packet.Packet) -> None:
+        if socket.closed or socket.closing:
+            return
+        if socket.queue.qsize() >= self.max_queued:
+            self.slow_disconnected += 1
+            log.info("crypto-prices: disconnecting %s, %d packets behind", sid, socket.queue.qsize())
+            task = asyncio.create_task(self.sio.disconnect(sid))
+            task.add_done_callback(_log_failure)
+            return
+        socket.queue.put_nowait(pkt)
+        self.deliveries += 1
+
+    def status(self) -> dict[str, Any]:
+        rooms = self.sio.manager.rooms.get(NAMESPACE, {})
+        return {
+            "connections": len(self.sio.eio.sockets),
+            "subscribers": {room: len(rooms[room]) for room in self.coins.channels if rooms.get(room)},
+            "coins_served": sorted(self.coins.resolve(self.link.feeds())),
+            "broadcasts": self.broadcasts,
+            "deliveries": self.deliveries,
+            "slow_disconnected": self.slow_disconnected,
+        }
+
+
+def _pairs(new: tuple[tuple[str, bool], ...], old: tuple[tuple[str, bool], ...]) -> list[tuple[tuple[str, bool], Any]]:
+    previous = dict(old)
+    return [(flag, previous.get(flag[0])) for flag in new]
+
+
+def _kind(value: object) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number")
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    with contextlib.suppress(asyncio.CancelledError):
+        if (exc := task.exception()) is not None:
+            log.warning("crypto-prices: disconnecting a slow client failed: %s", exc)
