@@ -19,6 +19,7 @@ import orjson
 
 from ..aggregation import Component, Ema, PriceAccount, Quote
 from ..model import Status
+from .database import open_database
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS oracle_accounts (
@@ -55,12 +56,7 @@ class OracleStateStore:
         self._db: aiosqlite.Connection | None = None
 
     async def open(self) -> None:
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = await aiosqlite.connect(self.path)
-        await self._db.execute("PRAGMA journal_mode=WAL")
-        await self._db.execute("PRAGMA synchronous=NORMAL")
-        await self._db.executescript(_SCHEMA)
+        self._db = await open_database(self.path, _SCHEMA)
         await self._db.commit()
 
     @property

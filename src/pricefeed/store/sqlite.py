@@ -12,6 +12,7 @@ import aiosqlite
 from ..analytics.candles import Bar, Interval
 from ..analytics.market import DayStats
 from ..model import Feed, PriceUpdate, Status
+from .database import open_database
 from .records import market_from_record, market_record
 
 log = logging.getLogger(__name__)
@@ -92,13 +93,7 @@ class SqliteStore:
         return self._db
 
     async def open(self) -> None:
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = await aiosqlite.connect(self.path)
-        # WAL + synchronous=NORMAL: a crash (even kill -9) keeps every committed batch.
-        await self._db.execute("PRAGMA journal_mode=WAL")
-        await self._db.execute("PRAGMA synchronous=NORMAL")
-        await self._db.executescript(_SCHEMA)
+        self._db = await open_database(self.path, _SCHEMA)
         async with self._db.execute("PRAGMA table_info(latest)") as rows:
             columns = {row[1] async for row in rows}
         for name, kind in _LATEST_ADDED.items():
