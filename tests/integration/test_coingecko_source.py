@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from pricefeed.hub import Hub
 from pricefeed.model import PriceUpdate
+from pricefeed.pipeline import local_pipeline
 from pricefeed.sources.base import SourceState
 from pricefeed.sources.coingecko import CoinGeckoSource
 from pricefeed.sources.coingecko_wire import SEED_COINS, coin_feed_id, parse_coins
@@ -34,11 +34,12 @@ class Run:
     """A hub and a CoinGecko source on it; ``batches`` receives each pass's accepted updates."""
 
     def __init__(self, server: CoinGeckoServer, **options: Any) -> None:
-        self.hub = Hub(stale_after_s=60)
+        pipeline = local_pipeline(stale_after_s=60)
+        self.hub = pipeline.hub
         self.batches: asyncio.Queue[list[PriceUpdate]] = asyncio.Queue()
         self.hub.add_listener(self.batches.put_nowait)
         options = {"coins": SEED_COINS, "base_url": server.url, "interval_s": 0.05, "timeout_s": 2.0, **options}
-        self.source = CoinGeckoSource(self.hub, **options)
+        self.source = CoinGeckoSource(pipeline.ingest, **options)
 
     async def next_batch(self, timeout: float = 10.0) -> list[PriceUpdate]:
         return await asyncio.wait_for(self.batches.get(), timeout)
