@@ -220,7 +220,7 @@ class Settings(BaseSettings):
     @field_validator("coingecko_coins")
     @classmethod
     def _valid_coins(cls, value: list[str]) -> list[str]:
-        from .sources.coingecko_wire import parse_coins
+        from .coins import parse_coins
 
         parse_coins(value)  # raises ValueError with what is wrong
         return value

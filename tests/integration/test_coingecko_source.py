@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
+from pricefeed.coins import SEED_COINS, coin_feed_id, parse_coins
 from pricefeed.model import PriceUpdate
 from pricefeed.pipeline import local_pipeline
 from pricefeed.sources.base import SourceState
 from pricefeed.sources.coingecko import CoinGeckoSource
-from pricefeed.sources.coingecko_wire import SEED_COINS, coin_feed_id, parse_coins
 
 from ..coingecko_server import RATE_LIMIT_BODY, SEED_IDS, CoinGeckoServer, Hang, Respond
 

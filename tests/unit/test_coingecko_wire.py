@@ -6,18 +6,9 @@ from decimal import Decimal
 
 import pytest
 
+from pricefeed.coins import SEED_COINS, coin_feed_id, decimal_text, parse_coins
 from pricefeed.model import MarketStats, parse_feed_id
-from pricefeed.sources.coingecko_wire import (
-    SEED_COINS,
-    CoinGeckoError,
-    coin_feed,
-    coin_feed_id,
-    decimal_text,
-    markets_params,
-    parse_coins,
-    parse_markets,
-    to_mantissa,
-)
+from pricefeed.sources.coingecko_wire import CoinGeckoError, coin_feed, markets_params, parse_markets, to_mantissa
 
 from ..coingecko_server import SEED_IDS, recorded_entries
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 
 from pricefeed.catalog import KNOWN_FEEDS
+from pricefeed.coins import SEED_COINS
 from pricefeed.faces.crypto.prices import CoinFeeds, coin_object, encode_event
 from pricefeed.model import Feed, MarketStats, PriceUpdate
-from pricefeed.sources.coingecko_wire import SEED_COINS, coin_feed
+from pricefeed.sources.coingecko_wire import coin_feed
 
 PYTH = {k.display_symbol: Feed(k.id, k.symbol, k.expo, "hermes", k.attributes()) for k in KNOWN_FEEDS}
 SIMULATED = {k.display_symbol: Feed(k.id, k.symbol, k.expo, "sim", k.attributes(), simulated=True)

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..coins import parse_coins
 from ..components import Component, Task
-from ..sources.coingecko_wire import parse_coins
 from ..transport.http import ApiServer, KeyGuard
 from ..transport.listener import Listener
 from ..transport.picows import PicowsServer

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import httpx
 
 from ..bus.base import Sink
+from ..coins import Coin, parse_coins
 from ..config import Settings
 from ..model import PriceUpdate
 from ..resilience import Backoff
@@ -32,11 +33,9 @@ from .coingecko_wire import (
     PRO_URL,
     PUBLIC_URL,
     SOURCE,
-    Coin,
     CoinGeckoError,
     coin_feed,
     markets_params,
-    parse_coins,
     parse_markets,
 )
 from .http import RequestBudget, describe_error, parse_retry_after, read_error_body, redact_url

@@ -8,18 +8,21 @@ the batch goes on.
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from ..model import Feed, FeedId, MarketStats, PriceUpdate, Status
+from ..coins import (
+    COINGECKO,
+    QUOTE,
+    Coin,
+)
+from ..model import Feed, MarketStats, PriceUpdate, Status
 
-SOURCE = "coingecko"
-QUOTE = "USD"
+SOURCE = COINGECKO
 VS_CURRENCY = "usd"
 FEED_EXPO = -8
 """Prices get at least this many decimals (Pyth's crypto exponent); more when CoinGecko sends more."""
@@ -30,77 +33,6 @@ PRO_URL = "https://pro-api.coingecko.com/api/v3"
 API_KEY_HEADERS = {"demo": "x-cg-demo-api-key", "pro": "x-cg-pro-api-key"}
 DEMO_MONTHLY_CALLS = 10_000
 """The demo plan's monthly quota; every call counts, failed ones too."""
-
-
-@dataclass(frozen=True, slots=True)
-class Coin:
-    """A coin as clients name it (the seed's ``symbol`` and ``name``) and as CoinGecko knows it."""
-
-    symbol: str
-    coingecko_id: str
-    name: str | None = None
-    """None: take CoinGecko's name."""
-
-    @property
-    def feed_id(self) -> FeedId:
-        """A stable feed id: the same coin is the same feed in every process and after every restart."""
-        return coin_feed_id(self.coingecko_id)
-
-
-def coin_feed_id(coingecko_id: str) -> FeedId:
-    return hashlib.sha256(f"{SOURCE}:{coingecko_id}".encode()).hexdigest()
-
-
-SEED_COINS: tuple[Coin, ...] = (
-    Coin("BTC", "bitcoin", "Bitcoin"),
-    Coin("ETH", "ethereum", "Ethereum"),
-    Coin("BNB", "binancecoin", "Binance Coin"),
-    Coin("ADA", "cardano", "Cardano"),
-    Coin("SOL", "solana", "Solana"),
-    Coin("DOT", "polkadot", "Polkadot"),
-    Coin("USDT", "tether", "Tether"),
-    Coin("USDC", "usd-coin", "USD Coin"),
-    Coin("XRP", "ripple", "Ripple"),
-    # MATIC became POL on 2024-09-04; CoinGecko's old id (matic-network) now returns empty data.
-    Coin("MATIC", "polygon-ecosystem-token", "Polygon"),
-)
-"""The seed's ten coins, with the seed's names."""
-
-KNOWN_COINS: dict[str, Coin] = {coin.symbol: coin for coin in SEED_COINS} | {
-    "POL": Coin("POL", "polygon-ecosystem-token", "POL (ex-MATIC)"),
-    "DOGE": Coin("DOGE", "dogecoin", "Dogecoin"),
-}
-SYMBOL_ALIASES = {"MATIC": "POL"}
-"""Symbols whose asset trades under another name today (what Pyth and exchanges call it)."""
-
-
-def parse_coins(specs: Iterable[str]) -> list[Coin]:
-    """Coins from ``BTC`` (a known symbol) or ``SYMBOL=coingecko-id`` items; ``ValueError`` names a bad one."""
-    coins: dict[str, Coin] = {}
-    for spec in specs:
-        symbol, sep, coin_id = spec.strip().partition("=")
-        symbol = symbol.strip().upper()
-        if not symbol or not symbol.replace("-", "").replace("_", "").isalnum():
-            raise ValueError(f"bad coin {spec!r}: expected a symbol such as BTC, or SYMBOL=coingecko-id")
-        if sep:
-            coin_id = coin_id.strip().lower()
-            if not coin_id or any(c.isspace() or c in ",/?&=" for c in coin_id):
-                raise ValueError(f"bad coin {spec!r}: expected SYMBOL=coingecko-id, e.g. DOGE=dogecoin")
-            known = KNOWN_COINS.get(symbol)
-            coin = Coin(symbol, coin_id, known.name if known and known.coingecko_id == coin_id else None)
-        elif symbol in KNOWN_COINS:
-            coin = KNOWN_COINS[symbol]
-        else:
-            known_list = ", ".join(sorted(KNOWN_COINS))
-            raise ValueError(f"unknown coin {symbol!r}: give it as {symbol}=<coingecko id> (known: {known_list})")
-        if symbol in coins:
-            continue
-        if any(c.coingecko_id == coin.coingecko_id for c in coins.values()):
-            raise ValueError(f"coin {symbol} repeats CoinGecko id {coin.coingecko_id!r}")
-        coins[symbol] = coin
-    if not coins:
-        raise ValueError("at least one coin is needed")
-    return list(coins.values())
 
 
 def coin_feed(coin: Coin, name: str | None = None) -> Feed:
@@ -196,14 +128,6 @@ def to_mantissa(value: Decimal, min_decimals: int = -FEED_EXPO) -> tuple[int, in
         mantissa *= 10 ** (exponent + min_decimals)
         exponent = -min_decimals
     return (-mantissa if sign else mantissa), exponent
-
-
-def decimal_text(mantissa: int, expo: int) -> str:
-    """The shortest plain decimal for ``mantissa x 10^expo`` (``70187``, ``0.00001234``), a valid JSON number."""
-    text = format(Decimal(mantissa).scaleb(expo), "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return "0" if text in ("-0", "") else text
 
 
 def parse_time_us(value: object) -> int:

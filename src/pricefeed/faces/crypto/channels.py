@@ -23,8 +23,8 @@ from typing import Any
 import socketio
 from engineio import packet as eio_packet
 
+from ...coins import Coin
 from ...model import FeedId, PriceUpdate
-from ...sources.coingecko_wire import Coin
 from .hub_link import HubLink
 from .prices import ALL_COINS, CoinFeeds, Snapshot, coin_channel, encode_event
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import orjson
 
+from ...coins import QUOTE, SYMBOL_ALIASES, Coin, decimal_text
 from ...model import Feed, FeedId, PriceUpdate
-from ...sources.coingecko_wire import QUOTE, SYMBOL_ALIASES, Coin, decimal_text
 from ..simple_ws import iso_time
 
 ALL_COINS = "crypto-prices"

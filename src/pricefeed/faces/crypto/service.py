@@ -17,8 +17,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from ...coins import Coin
 from ...hub import Hub
-from ...sources.coingecko_wire import Coin
 from .channels import CryptoChannels
 from .hub_link import HubLink
 
