@@ -15,7 +15,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 from .contracts import Codec, Subscriber
 from .metrics import Metrics
@@ -162,8 +162,6 @@ class Hub:
                     wanted.add(part)
         return wanted
 
-    subscribed_feeds = demand
-
     def add_listener(self, listener: BatchListener) -> None:
         """Call ``listener`` with the updates each pass accepted (e.g. the store's write-behind)."""
         self._listeners.append(listener)
@@ -194,7 +192,7 @@ class Hub:
                 deliveries += count
                 by_face[codec.face] = by_face.get(codec.face, 0) + count
                 if prices:
-                    latencies.append((codec.face, wall - item.publish_time_us / 1e6))  # type: ignore[attr-defined]
+                    latencies.append((codec.face, wall - cast(PriceUpdate, item).publish_time_us / 1e6))
         for sub, frames in per_subscriber.items():
             try:
                 sub.deliver(frames)
