@@ -13,6 +13,7 @@ import signal
 import time
 from typing import Any
 
+from .alerts import AlertBook
 from .analytics import Analytics
 from .analytics.analysis import AnalysisBook
 from .analytics.candles import CandleBook, parse_interval
@@ -31,6 +32,7 @@ from .slots import SlotClock
 from .sources import Source, create_source
 from .sources.publishers import LocalOracle
 from .store import AnalyticsStore, Store, StoreWriter, create_store
+from .store.alert_state import AlertStore, AlertWriter
 from .store.oracle_state import OracleStateStore
 from .transport.connection import Connection
 from .transport.limits import ConnectionLimits
@@ -60,6 +62,8 @@ class App:
         self.store: Store = store if store is not None else create_store(settings)
         self.writer = StoreWriter(self.ingest, self.store, settings.store_flush_interval)
         self.analytics = self._analytics(settings)
+        self.alerts = AlertBook(self.hub, self.analytics.candles)  # after the candles: it reads their bars
+        self.hub.add_listener(self.alerts.add_updates)
         self.sources: list[Source] = [create_source(name, self.ingest, settings) for name in settings.source]
         # The local oracle is a source only when there are local products for publishers to price.
         self.oracle: LocalOracle | None = None
@@ -79,12 +83,13 @@ class App:
                                     slow_client_timeout_s=settings.slow_client_timeout,
                                     idle_timeout_s=settings.handshake_timeout),
             health=self.health, status=self.status, stopping=lambda: self.stopping, analytics=self.analytics,
-            access=access_policy(settings))
+            alerts=self.alerts, access=access_policy(settings))
         self.listeners: Listening = build_listeners(self.services, settings, self.oracle, slot_clock)
         self.assembly = Assembly([
             Task("store", self._open_store, self.store.close),
             Task("store writer", self._start_writer, self.writer.stop, self.writer.status),
             *self._analytics_writer(),
+            AlertWriter(self.alerts, AlertStore(settings.db), settings.store_flush_interval),
             *self.sources,
             *self.listeners.components(),
         ])

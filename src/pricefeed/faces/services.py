@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..alerts import AlertBook
 from ..analytics import Analytics
 from ..history import PriceHistory
 from ..hub import Hub
@@ -30,5 +31,7 @@ class Services:
     stopping: Callable[[], bool]
     analytics: Analytics | None = None
     """Market days and candles (the seed-004 stream service's data)."""
+    alerts: AlertBook | None = None
+    """Every owner's alert rules (the stream service's /ws/alerts and /alerts)."""
     access: AccessPolicy = OPEN_POLICY
     """Keys and per-IP limits, applied by the transports (``policy.py``)."""

@@ -30,7 +30,8 @@ def create_streams_server(services: Services, settings: Settings) -> tuple[ApiSe
     """The service's server and its four WebSocket listeners (one per endpoint, sharing one context)."""
     symbols = SymbolIndex(services.hub.feeds)
     codecs = StreamCodecs(symbols, services.analytics)
-    context = StreamContext(services.hub, symbols, codecs, services.analytics, settings.max_subscriptions)
+    context = StreamContext(services.hub, symbols, codecs, services.analytics, settings.max_subscriptions,
+                            services.alerts)
     origins = OriginPolicy.of(settings.cors_origins)
     # A connection is pinged every half of the idle timeout; one that sent nothing since the last ping is closed.
     limits = dataclasses.replace(services.limits, ping_interval_s=settings.streams_idle_timeout / 2,
