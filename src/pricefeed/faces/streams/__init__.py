@@ -42,8 +42,8 @@ def create_streams_server(services: Services, settings: Settings) -> tuple[ApiSe
                             services.metrics, wrap=FramedCodec, origin_policy=origins)
         listener.on_sweep = sweep_pings
         listeners.append((endpoint, listener))
-    app = KeyGuard(create_streams_app(services, listeners, origins, now_iso), services.access, services.metrics,
-                   lambda path: "streams_http")
+    app = KeyGuard(create_streams_app(services, listeners, origins, now_iso, symbols), services.access,
+                   services.metrics, lambda path: "streams_http")
     server = ApiServer(app, settings.streams_host,
                        settings.streams_port, websockets={e.path: listener for e, listener in listeners},
                        streams=[], header_timeout_s=limits.idle_timeout_s,
