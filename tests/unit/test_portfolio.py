@@ -107,14 +107,14 @@ def test_bad_numbers_say_what_is_wrong(raw: object) -> None:
 
 
 async def test_positions_survive_a_restart_digit_for_digit(tmp_path: Path) -> None:
-    pipeline, book = setup()
+    _, book = setup()
     writer = PortfolioWriter(book, PortfolioStore(tmp_path / "db"), interval_s=60)
     await writer.start()
     book.set("alice", BTC, D("0.00012345"), D("61234.5678"), "USD")
     book.set("alice", RELIANCE, D("5"), D("1.00"), "INR")
     book.set("alice", RELIANCE, D("0"), D("1.00"), "INR")
     await writer.stop()
-    pipeline, book = setup()
+    _, book = setup()
     writer = PortfolioWriter(book, PortfolioStore(tmp_path / "db"), interval_s=60)
     await writer.start()
     try:
