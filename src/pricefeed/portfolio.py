@@ -102,8 +102,11 @@ class PortfolioBook:
             self._holders.setdefault(feed_id, []).append(position)
         self.dirty.add(key)
         latest = self.hub.latest.get(feed_id)
-        if quantity and latest is not None:
+        if quantity and latest is not None:  # valued at once: its owner's connections need not wait for a tick
             self._marks[key] = self._mark(position, latest)
+            valuation = self.valuation(owner, feed_id, latest.publish_time_us)
+            if valuation is not None:
+                self.hub.publish_event(portfolio_topic(owner, feed_id), valuation)
         return position
 
     def of(self, owner: str) -> list[Position]:

@@ -16,6 +16,7 @@ from ..history import PriceHistory
 from ..hub import Hub
 from ..metrics import Metrics
 from ..policy import OPEN_POLICY, AccessPolicy
+from ..portfolio import PortfolioBook
 from ..transport.limits import ConnectionLimits
 
 
@@ -33,5 +34,7 @@ class Services:
     """Market days and candles (the seed-004 stream service's data)."""
     alerts: AlertBook | None = None
     """Every owner's alert rules (the stream service's /ws/alerts and /alerts)."""
+    portfolio: PortfolioBook | None = None
+    """Every owner's positions (the stream service's /ws/portfolio and /portfolio)."""
     access: AccessPolicy = OPEN_POLICY
     """Keys and per-IP limits, applied by the transports (``policy.py``)."""

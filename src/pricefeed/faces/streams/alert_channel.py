@@ -1,7 +1,6 @@
 """/ws/alerts: an owner's alerts over the seed-004 protocol.
 
-A connection belongs to one ``owner`` (``?owner=`` in the URL, or the first
-message that names one). ``create_alert`` (``symbol``, ``rule``),
+A connection belongs to one ``owner`` (see :mod:`.owned`). ``create_alert`` (``symbol``, ``rule``),
 ``list_alerts`` (optionally of one ``symbol``) and ``delete_alert``
 (``alert_id``) manage the owner's alerts; ``subscribe`` to a symbol brings at
 once the owner's alerts on it, then a ``data`` message each time one fires.
@@ -12,60 +11,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
-from ...alerts import AlertBook, AlertEvent, alert_view, alerts_topic, check_owner
+from ...alerts import AlertBook, AlertEvent, alert_view, alerts_topic
 from ...model import FeedId, now_us
 from .codecs import AlertsCodec, alert_json
-from .messages import now_iso
+from .owned import OwnedChannel
 
 if TYPE_CHECKING:
     from .session import StreamSession, Subscription
 
 
-class AlertChannel:
+class AlertChannel(OwnedChannel):
     def __init__(self, session: StreamSession, book: AlertBook, codec: AlertsCodec) -> None:
-        self.session = session
+        super().__init__(session)
         self.book = book
         self.codec = codec
-        handshake = getattr(session.peer, "handshake", None)
-        raw = None if handshake is None else handshake.query.get("owner")
-        self.owner: str | None = None
-        if raw is not None:
-            try:
-                self.owner = check_owner(raw)
-            except ValueError:
-                self.owner = None
 
     def handlers(self) -> dict[str, Callable[[dict[str, Any]], None]]:
         return {"create_alert": self._create, "list_alerts": self._list, "delete_alert": self._delete}
-
-    def claim(self, message: dict[str, Any]) -> bool:
-        """Take the message's ``owner`` as the connection's (False after sending the error)."""
-        raw = message.get("owner")
-        if raw is None:
-            return True
-        try:
-            owner = check_owner(raw)
-        except ValueError as exc:
-            self.session.error(str(exc))
-            return False
-        if self.owner is None:
-            self.owner = owner
-            for subscription in list(self.session.subscriptions.values()):
-                self.session.restart(subscription)  # now the owner is known, its alerts come
-        elif owner != self.owner:
-            self.session.error(f"this connection belongs to owner {self.owner!r}: open another connection for "
-                               f"{owner!r}")
-            return False
-        return True
-
-    def _owner_or_error(self, message: dict[str, Any], command: str) -> str | None:
-        if not self.claim(message):
-            return None
-        if self.owner is None:
-            self.session.error(f"{command} needs an \"owner\" (in the message, or ?owner= in the URL)")
-        return self.owner
 
     def start(self, subscription: Subscription) -> None:
         """The owner's alerts on the symbol at once, then each firing (not conflated: every one arrives)."""
@@ -84,7 +46,7 @@ class AlertChannel:
         return self.codec.encode(alerts_topic(owner or "-", feed_id), event)
 
     def _create(self, message: dict[str, Any]) -> None:
-        owner = self._owner_or_error(message, "create_alert")
+        owner = self.owner_or_error(message, "create_alert")
         if owner is None:
             return
         feed_id, symbol = self.session.resolve(message, "create_alert")
@@ -95,10 +57,10 @@ class AlertChannel:
         except ValueError as exc:
             self.session.error(str(exc))
             return
-        self._reply({"type": "alert_created", "owner": owner, "alert": alert_json(alert_view(alert), symbol)})
+        self.reply({"type": "alert_created", "owner": owner, "alert": alert_json(alert_view(alert), symbol)})
 
     def _list(self, message: dict[str, Any]) -> None:
-        owner = self._owner_or_error(message, "list_alerts")
+        owner = self.owner_or_error(message, "list_alerts")
         if owner is None:
             return
         feed_id = None
@@ -108,10 +70,10 @@ class AlertChannel:
                 return
         symbol_of = self.session.context.symbols.symbol_of
         alerts = [alert_json(alert_view(a), symbol_of(a.feed_id)) for a in self.book.of(owner, feed_id)]
-        self._reply({"type": "alerts", "owner": owner, "alerts": alerts})
+        self.reply({"type": "alerts", "owner": owner, "alerts": alerts})
 
     def _delete(self, message: dict[str, Any]) -> None:
-        owner = self._owner_or_error(message, "delete_alert")
+        owner = self.owner_or_error(message, "delete_alert")
         if owner is None:
             return
         alert_id = message.get("alert_id")
@@ -121,7 +83,4 @@ class AlertChannel:
         if self.book.delete(owner, alert_id) is None:
             self.session.error(f"owner {owner!r} has no alert {alert_id!r}")
             return
-        self._reply({"type": "alert_deleted", "owner": owner, "alert_id": alert_id})
-
-    def _reply(self, message: dict[str, Any]) -> None:
-        self.session.peer.send(orjson.dumps({**message, "timestamp": now_iso()}))
+        self.reply({"type": "alert_deleted", "owner": owner, "alert_id": alert_id})

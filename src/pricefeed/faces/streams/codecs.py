@@ -11,6 +11,7 @@ counts from the previous session's close, or from the day's first price where no
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -21,6 +22,7 @@ from ...analytics.analysis import Analysis
 from ...analytics.candles import Bar
 from ...analytics.market import DayStats
 from ...model import DepthLevel, PriceUpdate, now_us, scaled
+from ...portfolio import Valuation
 from ...topics import Topic
 from ..simple_ws import iso_time
 from .symbols import SymbolIndex
@@ -215,6 +217,35 @@ class AlertsCodec:
         })
 
 
+def decimal_number(value: object) -> object:
+    """orjson's ``default``: a Decimal (money, quantities) as the JSON number of the same digits."""
+    if isinstance(value, Decimal):
+        return float(value)  # the nearest float prints as the shortest repr: 24507.50 -> 24507.5
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+class PortfolioCodec:
+    """/ws/portfolio: the owner's position in the symbol marked at this price (``position`` with
+    ``current_value``), its unrealised ``pnl`` and ``pnl_percent``, the day's PnL, and the owner's ``total``
+    per currency."""
+
+    face = FACE
+
+    def __init__(self, context: _Context) -> None:
+        self.context = context
+
+    def encode(self, topic: Topic, item: object) -> bytes:
+        assert isinstance(item, Valuation)
+        symbol = self.context.symbols.symbol_of(item.feed_id)
+        position = {"symbol": symbol, **item.position}
+        return orjson.dumps({
+            "type": "data", "data_type": "portfolio", "symbol": symbol, "timestamp": iso_time(item.time_us),
+            "data": {"owner": item.owner, "position": position, "pnl": position["unrealised_pnl"],
+                     "pnl_percent": position["unrealised_pnl_percent"], "day_pnl": position["day_pnl"],
+                     "total": item.totals},
+        }, default=decimal_number)
+
+
 class StreamCodecs:
     """The codecs of the stream service, sharing one context."""
 
@@ -226,3 +257,4 @@ class StreamCodecs:
         self.market = MarketCodec(context)
         self.analysis = AnalysisCodec(context)
         self.alerts = AlertsCodec(context)
+        self.portfolio = PortfolioCodec(context)

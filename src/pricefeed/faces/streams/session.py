@@ -27,13 +27,16 @@ from ...analytics.market import market_topic
 from ...contracts import Codec, Peer, Subscriber
 from ...hub import Hub
 from ...model import FeedId
+from ...portfolio import PortfolioBook
 from ...topics import Topic
 from ..json_types import describe, json_type
 from .alert_channel import AlertChannel
 from .codecs import StreamCodecs
-from .endpoints import ALERTS, ANALYSIS, CANDLE_PREFIX, MARKET, STREAM, TICK, Endpoint, parse_data_types
+from .endpoints import ALERTS, ANALYSIS, CANDLE_PREFIX, MARKET, PORTFOLIO, STREAM, TICK, Endpoint, parse_data_types
 from .messages import INVALID_JSON, connection, error, heartbeat_ack, pong
 from .messages import subscription as subscription_reply
+from .owned import OwnedChannel
+from .portfolio_channel import PortfolioChannel
 from .symbols import SymbolIndex
 
 SHOWN_SYMBOLS = 40
@@ -89,6 +92,7 @@ class StreamContext:
     analytics: Analytics | None
     max_subscriptions: int = 1000
     alerts: AlertBook | None = None
+    portfolio: PortfolioBook | None = None
 
     @property
     def intervals(self) -> tuple[Interval, ...]:
@@ -109,10 +113,13 @@ class StreamSession:
             "heartbeat": lambda _: self.peer.send(heartbeat_ack()),
             "ping": lambda _: self.peer.send(pong()),
         }
-        self.alerts: AlertChannel | None = None
+        self.owned: OwnedChannel | None = None
         if endpoint is ALERTS and context.alerts is not None:
-            self.alerts = AlertChannel(self, context.alerts, context.codecs.alerts)
-            self._handlers.update(self.alerts.handlers())
+            self.owned = AlertChannel(self, context.alerts, context.codecs.alerts)
+        elif endpoint is PORTFOLIO and context.portfolio is not None:
+            self.owned = PortfolioChannel(self, context.portfolio, context.codecs.portfolio)
+        if self.owned is not None:
+            self._handlers.update(self.owned.handlers())
 
     def opened(self) -> None:
         self.peer.send(connection())
@@ -147,7 +154,7 @@ class StreamSession:
     # -- commands ---------------------------------------------------------------------
 
     def _subscribe(self, message: dict[str, Any]) -> None:
-        if self.alerts is not None and not self.alerts.claim(message):
+        if self.owned is not None and not self.owned.claim(message):
             return
         feed_id, symbol = self.resolve(message, "subscribe")
         if feed_id is None:
@@ -180,16 +187,16 @@ class StreamSession:
             self._start(subscription)
         elif self.endpoint is ANALYSIS:
             self._start_analysis(subscription)
-        elif self.alerts is not None:
-            self.alerts.start(subscription)
+        elif self.owned is not None:
+            self.owned.start(subscription)
 
     def restart(self, subscription: Subscription) -> None:
-        """Start a subscription afresh (an /ws/alerts connection whose owner became known)."""
+        """Start a subscription afresh (an /ws/alerts or /ws/portfolio connection whose owner became known)."""
         for topic, subscriber in subscription.topics:
             self.hub.unsubscribe(topic, subscriber)
         subscription.topics.clear()
-        if self.alerts is not None:
-            self.alerts.start(subscription)
+        if self.owned is not None:
+            self.owned.start(subscription)
 
     def _analysis_choice(self, message: dict[str, Any]) -> tuple[Interval, Periods]:
         """A /ws/analysis subscription's candle ``interval`` and indicator ``periods``; ``ValueError``."""
@@ -249,13 +256,13 @@ class StreamSession:
             if name == TICK:
                 if latest is not None:
                     self.peer.send_price(feed_id, codecs.tick.encode(feed_id, latest))
-                topics.append((feed_id, self._lane(codecs.tick)))
+                topics.append((feed_id, self.lane(codecs.tick)))
             elif name == MARKET:
                 topic = market_topic(feed_id)
                 stats = None if self.context.analytics is None else self.context.analytics.days.stats.get(feed_id)
                 if stats is not None:
                     self.peer.send_price(topic, codecs.market.encode(topic, stats))
-                topics.append((topic, self._lane(codecs.market)))
+                topics.append((topic, self.lane(codecs.market)))
             elif name.startswith(CANDLE_PREFIX):
                 topics += self._start_candles(feed_id, name.removeprefix(CANDLE_PREFIX))
         for topic, subscriber in topics:
@@ -277,7 +284,7 @@ class StreamSession:
             lane.sent_in_snapshot(final, payload)
         if forming is not None:
             self.peer.send_price(current, codec.encode(current, forming))
-        return [(final, lane), (current, self._lane(codec))]
+        return [(final, lane), (current, self.lane(codec))]
 
     def _start_analysis(self, subscription: Subscription) -> None:
         """The last closed bar's analysis and the forming bar's at once, then each new one."""
@@ -296,11 +303,11 @@ class StreamSession:
         last_forming = latest.get(forming)
         if last_forming is not None:
             self.peer.send_price(forming, codec.encode(forming, last_forming))
-        subscription.topics += [(final, lane), (forming, self._lane(codec))]
+        subscription.topics += [(final, lane), (forming, self.lane(codec))]
         for topic, subscriber in subscription.topics:
             self.hub.subscribe(topic, subscriber)
 
-    def _lane(self, codec: Codec) -> Subscriber:
+    def lane(self, codec: Codec) -> Subscriber:
         lane = self._lanes.get(codec)
         if lane is None:
             lane = self._lanes[codec] = self.peer.lane(codec)
