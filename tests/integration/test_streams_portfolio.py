@@ -79,18 +79,18 @@ async def test_a_position_is_marked_on_each_tick_to_the_cent_for_its_owner_only(
 
 
 async def test_rest_lists_and_sets_positions_and_they_survive_a_restart(tmp_path: Path) -> None:
-    async with in_process(tmp_path, **SETTINGS) as app:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{app.streams_port}") as http:
-            made = await http.put("/portfolio", json={"owner": "carol", "symbol": "BTC/USD", "quantity": "0.015",
-                                                      "average_cost": "60000.10"})
-            assert made.status_code == 200
-            (btc,) = made.json()["positions"]
-            assert (btc["symbol"], btc["quantity"], btc["average_cost"], btc["currency"]) == (
-                "BTC/USD", 0.015, 60000.1, "USD")
-            bad = await http.put("/portfolio", json={"owner": "carol", "symbol": "TCS", "quantity": "abc"})
-            assert bad.status_code == 400 and bad.json()["error"] == "\"quantity\" must be a number, got 'abc'"
-            docs = (await http.get("/openapi.json")).json()
-            assert set(docs["paths"]["/portfolio"]) == {"get", "put"}
+    async with in_process(tmp_path, **SETTINGS) as app, \
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{app.streams_port}") as http:
+        made = await http.put("/portfolio", json={"owner": "carol", "symbol": "BTC/USD", "quantity": "0.015",
+                                                  "average_cost": "60000.10"})
+        assert made.status_code == 200
+        (btc,) = made.json()["positions"]
+        assert (btc["symbol"], btc["quantity"], btc["average_cost"], btc["currency"]) == (
+            "BTC/USD", 0.015, 60000.1, "USD")
+        bad = await http.put("/portfolio", json={"owner": "carol", "symbol": "TCS", "quantity": "abc"})
+        assert bad.status_code == 400 and bad.json()["error"] == "\"quantity\" must be a number, got 'abc'"
+        docs = (await http.get("/openapi.json")).json()
+        assert set(docs["paths"]["/portfolio"]) == {"get", "put"}
     async with in_process(tmp_path, **SETTINGS) as app, connect(url(app)) as ws:
         assert (await recv_json(ws))["type"] == "connection"
         await send(ws, {"type": "get_portfolio", "owner": "carol"})

@@ -1,9 +1,12 @@
 """What /ws/alerts and /ws/portfolio share: a connection belongs to one ``owner`` (a client-chosen id, given as
-``?owner=`` in the URL or as ``"owner"`` in the first message that names one), and carries that owner's data."""
+``?owner=`` in the URL, a ``pricefeed_owner`` cookie, or ``"owner"`` in the first message that names one), and
+carries that owner's data. The cookie lets a web page run the seed's examples unchanged: a frontend on
+``localhost:3000`` sets it, and the browser sends it with the handshake to ``localhost:8081``."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from http.cookies import CookieError, SimpleCookie
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -16,10 +19,24 @@ if TYPE_CHECKING:
     from .session import StreamSession, Subscription
 
 
+OWNER_COOKIE = "pricefeed_owner"
+
+
+def _cookie(header: str, name: str) -> str | None:
+    cookies = SimpleCookie()
+    try:
+        cookies.load(header)
+    except CookieError:
+        return None
+    morsel = cookies.get(name)
+    return None if morsel is None else morsel.value
+
+
 class OwnedChannel:
     def __init__(self, session: StreamSession) -> None:
         self.session = session
-        raw = session.peer.handshake.query.get("owner")
+        handshake = session.peer.handshake
+        raw = handshake.query.get("owner") or _cookie(handshake.headers.get("cookie", ""), OWNER_COOKIE)
         self.owner: str | None = None
         if raw is not None:
             try:
