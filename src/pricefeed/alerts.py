@@ -241,8 +241,8 @@ class Evaluator:
 
 @dataclass(frozen=True, slots=True)
 class AlertEvent:
-    """What an owner's connections subscribed to a feed get: every alert of theirs on it, ``fired`` naming those
-    that fired on this tick."""
+    """What an owner's connections subscribed to a feed get: every alert of theirs on it (as :func:`alert_view`),
+    ``triggered`` true on those that fired on this tick."""
 
     owner: str
     feed_id: FeedId
