@@ -11,8 +11,10 @@ import gc
 import logging
 import signal
 import time
+from decimal import Decimal
 from typing import Any
 
+from .alerts import AlertBook
 from .analytics import Analytics
 from .analytics.analysis import AnalysisBook
 from .analytics.candles import CandleBook, parse_interval
@@ -25,13 +27,17 @@ from .faces import Listening, build_listeners
 from .faces.services import Services
 from .history import PriceHistory
 from .metrics import Metrics
+from .model import PriceUpdate
 from .pipeline import local_pipeline
 from .policy import AccessPolicy, AnonymousLimits, KeyRing
+from .portfolio import PortfolioBook
 from .slots import SlotClock
 from .sources import Source, create_source
 from .sources.publishers import LocalOracle
 from .store import AnalyticsStore, Store, StoreWriter, create_store
+from .store.alert_state import AlertStore, AlertWriter
 from .store.oracle_state import OracleStateStore
+from .store.portfolio_state import PortfolioStore, PortfolioWriter
 from .transport.connection import Connection
 from .transport.limits import ConnectionLimits
 
@@ -60,6 +66,10 @@ class App:
         self.store: Store = store if store is not None else create_store(settings)
         self.writer = StoreWriter(self.ingest, self.store, settings.store_flush_interval)
         self.analytics = self._analytics(settings)
+        self.alerts = AlertBook(self.hub, self.analytics.candles)  # after the candles: it reads their bars
+        self.hub.add_listener(self.alerts.add_updates)
+        self.portfolio = PortfolioBook(self.hub, self._day_change)
+        self.hub.add_listener(self.portfolio.add_updates)
         self.sources: list[Source] = [create_source(name, self.ingest, settings) for name in settings.source]
         # The local oracle is a source only when there are local products for publishers to price.
         self.oracle: LocalOracle | None = None
@@ -79,12 +89,14 @@ class App:
                                     slow_client_timeout_s=settings.slow_client_timeout,
                                     idle_timeout_s=settings.handshake_timeout),
             health=self.health, status=self.status, stopping=lambda: self.stopping, analytics=self.analytics,
-            access=access_policy(settings))
+            alerts=self.alerts, portfolio=self.portfolio, access=access_policy(settings))
         self.listeners: Listening = build_listeners(self.services, settings, self.oracle, slot_clock)
         self.assembly = Assembly([
             Task("store", self._open_store, self.store.close),
             Task("store writer", self._start_writer, self.writer.stop, self.writer.status),
             *self._analytics_writer(),
+            AlertWriter(self.alerts, AlertStore(settings.db), settings.store_flush_interval),
+            PortfolioWriter(self.portfolio, PortfolioStore(settings.db), settings.store_flush_interval),
             *self.sources,
             *self.listeners.components(),
         ])
@@ -99,6 +111,11 @@ class App:
         self.hub.add_listener(days.add)
         self.hub.add_listener(candles.add)
         return Analytics(clock, days, candles, AnalysisBook(self.hub, candles))
+
+    def _day_change(self, update: PriceUpdate) -> Decimal | None:
+        """The price's change since the previous session's close (the day's PnL per unit held)."""
+        found = self.analytics.days.change(update)
+        return None if found is None else Decimal(found[0]).scaleb(update.expo)
 
     def _analytics_writer(self) -> list[Component]:
         """Restores candles and days before sources start, and saves them behind (a store that can)."""

@@ -7,6 +7,7 @@ free port, so the page runs as written. It is served by a local web server as ``
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import http.server
 import shutil
@@ -17,8 +18,10 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect
 
 from ..service import ServiceProcess
+from ..wsclient import recv_until, send
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FRONTEND = "http://localhost:3000"
@@ -127,3 +130,59 @@ async def test_the_test_page_talks_to_all_four_endpoints(service: ServiceProcess
     stream_log = await page.inner_text("#log-stream")
     assert '"type":"data","symbol":"TCS"' in stream_log
     await page.screenshot(path=str(Path(service.db).with_suffix(".test-page.png")))
+
+
+async def _subscribed(service: ServiceProcess, endpoint: str) -> None:
+    """Wait until the page's connection to ``endpoint`` has subscribed to RELIANCE."""
+    base = service.streams_url.replace("ws://", "http://")
+    async with httpx.AsyncClient(base_url=base) as http:
+        for _ in range(100):
+            rows = (await http.get("/connections")).json()["connections"]
+            if [row["subscriptions"] for row in rows if row["endpoint"] == endpoint] == [["RELIANCE"]]:
+                return
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"the page did not subscribe on {endpoint}")
+
+
+async def test_the_seeds_alerts_example_shows_its_owners_alert_once(service: ServiceProcess, browser: object) -> None:
+    from playwright.async_api import Browser
+
+    assert isinstance(browser, Browser)
+    page = await browser.new_page()
+    await page.goto(f"{FRONTEND}/seed_alerts.html")
+    await _subscribed(service, "/ws/alerts")
+    async with httpx.AsyncClient(base_url=service.streams_url.replace("ws://", "http://")) as http:
+        for owner in ("someone-else", "browser-alice"):  # any price is above 0.01: the next tick fires both
+            made = await http.post("/alerts", json={"owner": owner, "symbol": "RELIANCE",
+                                                    "rule": {"type": "price_above", "level": 0.01}})
+            assert made.status_code == 201
+    await page.wait_for_function("window.notifications.length >= 1", timeout=15_000)
+    await page.wait_for_function("window.messages.filter(m => m.type === 'data').length >= 2", timeout=5_000)
+    async with connect(f"{service.streams_url}/ws/stream") as stream:  # five more ticks: no second notification
+        await send(stream, {"type": "subscribe", "symbol": "RELIANCE"})
+        for _ in range(6):
+            await recv_until(stream, lambda m: m["type"] == "data", timeout=10)
+    assert await page.evaluate("window.notifications") == ["Price alert: price_above"]
+    data = [m for m in await page.evaluate("window.messages") if m["type"] == "data"]
+    assert [m["data"]["owner"] for m in data] == ["browser-alice", "browser-alice"]  # the snapshot, the firing
+    assert await page.evaluate("window.consoleLines") == ["Connected to alerts stream"]
+
+
+async def test_the_seeds_portfolio_example_gets_value_and_pnl(service: ServiceProcess, browser: object) -> None:
+    from playwright.async_api import Browser
+
+    assert isinstance(browser, Browser)
+    page = await browser.new_page()
+    await page.goto(f"{FRONTEND}/seed_portfolio.html")
+    await _subscribed(service, "/ws/portfolio")
+    async with httpx.AsyncClient(base_url=service.streams_url.replace("ws://", "http://")) as http:
+        made = await http.put("/portfolio", json={"owner": "browser-bob", "symbol": "RELIANCE", "quantity": "2",
+                                                  "average_cost": "1000"})
+        assert made.status_code == 200
+    await page.wait_for_function("window.values.length >= 3", timeout=15_000)
+    values, pnls = await page.evaluate("[window.values, window.pnls]")
+    assert len(values) == len(pnls)
+    for value, pnl in zip(values, pnls, strict=True):
+        assert isinstance(value, float | int) and value > 0
+        assert round(value - 2000, 2) == pnl  # value less the cost basis of 2 x 1000
+    assert await page.evaluate("window.consoleLines") == ["Connected to portfolio stream"]

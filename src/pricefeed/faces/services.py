@@ -10,11 +10,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..alerts import AlertBook
 from ..analytics import Analytics
 from ..history import PriceHistory
 from ..hub import Hub
 from ..metrics import Metrics
 from ..policy import OPEN_POLICY, AccessPolicy
+from ..portfolio import PortfolioBook
 from ..transport.limits import ConnectionLimits
 
 
@@ -30,5 +32,9 @@ class Services:
     stopping: Callable[[], bool]
     analytics: Analytics | None = None
     """Market days and candles (the seed-004 stream service's data)."""
+    alerts: AlertBook | None = None
+    """Every owner's alert rules (the stream service's /ws/alerts and /alerts)."""
+    portfolio: PortfolioBook | None = None
+    """Every owner's positions (the stream service's /ws/portfolio and /portfolio)."""
     access: AccessPolicy = OPEN_POLICY
     """Keys and per-IP limits, applied by the transports (``policy.py``)."""

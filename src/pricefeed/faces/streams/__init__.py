@@ -30,7 +30,8 @@ def create_streams_server(services: Services, settings: Settings) -> tuple[ApiSe
     """The service's server and its four WebSocket listeners (one per endpoint, sharing one context)."""
     symbols = SymbolIndex(services.hub.feeds)
     codecs = StreamCodecs(symbols, services.analytics)
-    context = StreamContext(services.hub, symbols, codecs, services.analytics, settings.max_subscriptions)
+    context = StreamContext(services.hub, symbols, codecs, services.analytics, settings.max_subscriptions,
+                            services.alerts, services.portfolio)
     origins = OriginPolicy.of(settings.cors_origins)
     # A connection is pinged every half of the idle timeout; one that sent nothing since the last ping is closed.
     limits = dataclasses.replace(services.limits, ping_interval_s=settings.streams_idle_timeout / 2,
@@ -41,8 +42,8 @@ def create_streams_server(services: Services, settings: Settings) -> tuple[ApiSe
                             services.metrics, wrap=FramedCodec, origin_policy=origins)
         listener.on_sweep = sweep_pings
         listeners.append((endpoint, listener))
-    app = KeyGuard(create_streams_app(services, listeners, origins, now_iso), services.access, services.metrics,
-                   lambda path: "streams_http")
+    app = KeyGuard(create_streams_app(services, listeners, origins, now_iso, symbols), services.access,
+                   services.metrics, lambda path: "streams_http")
     server = ApiServer(app, settings.streams_host,
                        settings.streams_port, websockets={e.path: listener for e, listener in listeners},
                        streams=[], header_timeout_s=limits.idle_timeout_s,

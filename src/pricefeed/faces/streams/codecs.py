@@ -11,15 +11,18 @@ counts from the previous session's close, or from the day's first price where no
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 import orjson
 
+from ...alerts import GROUPS, LIST_NAMES, AlertEvent
 from ...analytics import Analytics
 from ...analytics.analysis import Analysis
 from ...analytics.candles import Bar
 from ...analytics.market import DayStats
 from ...model import DepthLevel, PriceUpdate, now_us, scaled
+from ...portfolio import Valuation
 from ...topics import Topic
 from ..simple_ws import iso_time
 from .symbols import SymbolIndex
@@ -181,6 +184,68 @@ class AnalysisCodec:
         })
 
 
+def alert_json(view: dict[str, Any], symbol: str) -> dict[str, Any]:
+    """An alert as the book views it, with its symbol and its last trigger's time in ISO 8601."""
+    when = view["triggered_at_us"]
+    fields = {k: v for k, v in view.items() if k != "triggered_at_us"}
+    return {**fields, "symbol": symbol, "triggered_at": None if when is None else iso_time(when)}
+
+
+def alert_lists(views: tuple[dict[str, Any], ...] | list[dict[str, Any]], symbol: str) -> dict[str, Any]:
+    """The seed's three lists (``price_alerts``, ``volume_alerts``, ``breakout_alerts``)."""
+    lists: dict[str, Any] = {name: [] for name in LIST_NAMES}
+    for view in views:
+        lists[GROUPS[view["type"]]].append(alert_json(view, symbol))
+    return lists
+
+
+class AlertsCodec:
+    """/ws/alerts: every alert of the connection's owner on the symbol, in the seed's three lists; ``triggered``
+    is true for those that fired on this tick (with the triggering ``value`` and ``triggered_at``)."""
+
+    face = FACE
+
+    def __init__(self, context: _Context) -> None:
+        self.context = context
+
+    def encode(self, topic: Topic, item: object) -> bytes:
+        assert isinstance(item, AlertEvent)
+        symbol = self.context.symbols.symbol_of(item.feed_id)
+        return orjson.dumps({
+            "type": "data", "data_type": "alerts", "symbol": symbol, "timestamp": iso_time(item.time_us),
+            "data": {"owner": item.owner or None, **alert_lists(item.alerts, symbol)},
+        })
+
+
+def decimal_number(value: object) -> object:
+    """orjson's ``default``: a Decimal (money, quantities) as the JSON number of the same digits."""
+    if isinstance(value, Decimal):
+        return float(value)  # the nearest float prints as the shortest repr: 24507.50 -> 24507.5
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+class PortfolioCodec:
+    """/ws/portfolio: the owner's position in the symbol marked at this price (``position`` with
+    ``current_value``), its unrealised ``pnl`` and ``pnl_percent``, the day's PnL, and the owner's ``total``
+    per currency."""
+
+    face = FACE
+
+    def __init__(self, context: _Context) -> None:
+        self.context = context
+
+    def encode(self, topic: Topic, item: object) -> bytes:
+        assert isinstance(item, Valuation)
+        symbol = self.context.symbols.symbol_of(item.feed_id)
+        position = {"symbol": symbol, **item.position}
+        return orjson.dumps({
+            "type": "data", "data_type": "portfolio", "symbol": symbol, "timestamp": iso_time(item.time_us),
+            "data": {"owner": item.owner, "position": position, "pnl": position["unrealised_pnl"],
+                     "pnl_percent": position["unrealised_pnl_percent"], "day_pnl": position["day_pnl"],
+                     "total": item.totals},
+        }, default=decimal_number)
+
+
 class StreamCodecs:
     """The codecs of the stream service, sharing one context."""
 
@@ -191,3 +256,5 @@ class StreamCodecs:
         self.candle = CandleCodec(context)
         self.market = MarketCodec(context)
         self.analysis = AnalysisCodec(context)
+        self.alerts = AlertsCodec(context)
+        self.portfolio = PortfolioCodec(context)

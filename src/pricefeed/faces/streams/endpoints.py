@@ -2,8 +2,8 @@
 
 All four speak the same protocol (welcome, subscribe/unsubscribe, heartbeat,
 ping, errors). /ws/stream carries market data, /ws/analysis each bar's
-indicators and patterns; /ws/alerts and /ws/portfolio confirm subscriptions
-and send no ``data`` yet.
+indicators and patterns, /ws/alerts its owner's alerts as they fire,
+/ws/portfolio its owner's positions marked to market on each tick.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ class Endpoint:
     name: str
     path: str
     carries_data: bool
-    """Whether subscriptions bring ``data`` messages (so far /ws/stream's and /ws/analysis's)."""
+    """Whether subscriptions bring ``data`` messages."""
 
     @property
     def face(self) -> str:
@@ -30,9 +30,9 @@ class Endpoint:
 
 STREAM = Endpoint("stream", "/ws/stream", carries_data=True)
 ANALYSIS = Endpoint("analysis", "/ws/analysis", carries_data=True)
-ENDPOINTS = (STREAM, ANALYSIS,
-             Endpoint("alerts", "/ws/alerts", carries_data=False),
-             Endpoint("portfolio", "/ws/portfolio", carries_data=False))
+ALERTS = Endpoint("alerts", "/ws/alerts", carries_data=True)
+PORTFOLIO = Endpoint("portfolio", "/ws/portfolio", carries_data=True)
+ENDPOINTS = (STREAM, ANALYSIS, ALERTS, PORTFOLIO)
 
 TICK = "tick"
 MARKET = "market"

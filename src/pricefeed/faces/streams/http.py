@@ -1,4 +1,5 @@
-"""The stream service's HTTP endpoints: ``/health``, ``/connections`` and the ``/test`` page."""
+"""The stream service's HTTP endpoints: ``/health``, ``/connections``, the ``/test`` page, ``/alerts`` and
+``/portfolio``."""
 
 from __future__ import annotations
 
@@ -17,8 +18,11 @@ from ...transport.http import OriginGuard
 from ...transport.listener import Listener
 from ..services import Services
 from ..simple_ws import iso_time
+from .alert_routes import add_alert_routes
 from .endpoints import Endpoint
+from .portfolio_routes import add_portfolio_routes
 from .session import StreamSession
+from .symbols import SymbolIndex
 
 
 def connection_rows(listeners: Sequence[tuple[Endpoint, Listener]]) -> list[dict[str, Any]]:
@@ -35,12 +39,17 @@ def connection_rows(listeners: Sequence[tuple[Endpoint, Listener]]) -> list[dict
 
 
 def create_streams_app(services: Services, listeners: Sequence[tuple[Endpoint, Listener]],
-                       origins: OriginPolicy, now: Callable[[], str]) -> Any:
-    api = FastAPI(title="pricefeed stream service", version=__version__, docs_url=None, redoc_url=None,
-                  openapi_url=None)
+                       origins: OriginPolicy, now: Callable[[], str], symbols: SymbolIndex | None = None) -> Any:
+    with_alerts = symbols is not None and (services.alerts is not None or services.portfolio is not None)
+    api = FastAPI(title="pricefeed stream service", version=__version__, redoc_url=None,
+                  docs_url="/docs" if with_alerts else None, openapi_url="/openapi.json" if with_alerts else None)
     allowed = ["*"] if origins.allowed is None else sorted(origins.allowed)
-    api.add_middleware(CORSMiddleware, allow_origins=allowed, allow_methods=["GET", "HEAD", "OPTIONS"],
-                       allow_headers=["*"])
+    api.add_middleware(CORSMiddleware, allow_origins=allowed, allow_headers=["*"],
+                       allow_methods=["GET", "HEAD", "OPTIONS", "POST", "PUT", "DELETE"])
+    if services.alerts is not None and symbols is not None:
+        add_alert_routes(api, services.alerts, symbols)
+    if services.portfolio is not None and symbols is not None:
+        add_portfolio_routes(api, services.portfolio, symbols)
 
     @api.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:

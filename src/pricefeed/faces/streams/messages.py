@@ -13,7 +13,6 @@ from ..simple_ws import iso_time
 
 WELCOME = "WebSocket connection established successfully"
 INVALID_JSON = "Invalid JSON format"
-MESSAGE_TYPES = ("subscribe", "unsubscribe", "heartbeat", "ping")
 
 
 def now_iso() -> str:

@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from ...alerts import AlertBook
 from ...analytics import Analytics
 from ...analytics.candles import Interval, final_topic, forming_topic
 from ...analytics.indicators import Periods
@@ -26,12 +27,16 @@ from ...analytics.market import market_topic
 from ...contracts import Codec, Peer, Subscriber
 from ...hub import Hub
 from ...model import FeedId
+from ...portfolio import PortfolioBook
 from ...topics import Topic
 from ..json_types import describe, json_type
+from .alert_channel import AlertChannel
 from .codecs import StreamCodecs
-from .endpoints import ANALYSIS, CANDLE_PREFIX, MARKET, STREAM, TICK, Endpoint, parse_data_types
-from .messages import INVALID_JSON, MESSAGE_TYPES, connection, error, heartbeat_ack, pong
+from .endpoints import ALERTS, ANALYSIS, CANDLE_PREFIX, MARKET, PORTFOLIO, STREAM, TICK, Endpoint, parse_data_types
+from .messages import INVALID_JSON, connection, error, heartbeat_ack, pong
 from .messages import subscription as subscription_reply
+from .owned import OwnedChannel
+from .portfolio_channel import PortfolioChannel
 from .symbols import SymbolIndex
 
 SHOWN_SYMBOLS = 40
@@ -86,6 +91,8 @@ class StreamContext:
     codecs: StreamCodecs
     analytics: Analytics | None
     max_subscriptions: int = 1000
+    alerts: AlertBook | None = None
+    portfolio: PortfolioBook | None = None
 
     @property
     def intervals(self) -> tuple[Interval, ...]:
@@ -106,6 +113,13 @@ class StreamSession:
             "heartbeat": lambda _: self.peer.send(heartbeat_ack()),
             "ping": lambda _: self.peer.send(pong()),
         }
+        self.owned: OwnedChannel | None = None
+        if endpoint is ALERTS and context.alerts is not None:
+            self.owned = AlertChannel(self, context.alerts, context.codecs.alerts)
+        elif endpoint is PORTFOLIO and context.portfolio is not None:
+            self.owned = PortfolioChannel(self, context.portfolio, context.codecs.portfolio)
+        if self.owned is not None:
+            self._handlers.update(self.owned.handlers())
 
     def opened(self) -> None:
         self.peer.send(connection())
@@ -115,32 +129,34 @@ class StreamSession:
             self._drop(feed_id)
 
     def receive_binary(self, data: bytes) -> None:
-        self._error("binary frames are not supported: send JSON messages as text frames")
+        self.error("binary frames are not supported: send JSON messages as text frames")
 
     def receive_text(self, text: str | bytes) -> None:
         try:
             message = orjson.loads(text)
         except orjson.JSONDecodeError:
-            self._error(INVALID_JSON)
+            self.error(INVALID_JSON)
             return
-        expected = ", ".join(MESSAGE_TYPES)
+        expected = ", ".join(self._handlers)
         if not isinstance(message, dict):
-            self._error(f"message must be a JSON object with a \"type\", got {json_type(message)}")
+            self.error(f"message must be a JSON object with a \"type\", got {json_type(message)}")
             return
         kind = message.get("type")
         handler = self._handlers.get(kind) if isinstance(kind, str) else None
         if handler is None:
             if kind is None:
-                self._error(f"missing \"type\": expected one of {expected}")
+                self.error(f"missing \"type\": expected one of {expected}")
             else:
-                self._error(f"unknown message type {describe(kind)}: expected one of {expected}")
+                self.error(f"unknown message type {describe(kind)}: expected one of {expected}")
             return
         handler(message)
 
     # -- commands ---------------------------------------------------------------------
 
     def _subscribe(self, message: dict[str, Any]) -> None:
-        feed_id, symbol = self._resolve(message, "subscribe")
+        if self.owned is not None and not self.owned.claim(message):
+            return
+        feed_id, symbol = self.resolve(message, "subscribe")
         if feed_id is None:
             return
         data_types = None
@@ -149,19 +165,19 @@ class StreamSession:
             try:
                 analysis = self._analysis_choice(message)
             except ValueError as exc:
-                self._error(str(exc))
+                self.error(str(exc))
                 return
         if "data_types" in message:
             if self.endpoint is not STREAM:
-                self._error(f"{self.endpoint.path} has no data types to choose: \"data_types\" is for /ws/stream")
+                self.error(f"{self.endpoint.path} has no data types to choose: \"data_types\" is for /ws/stream")
                 return
             try:
                 data_types = parse_data_types(message["data_types"], self.context.intervals)
             except ValueError as exc:
-                self._error(str(exc))
+                self.error(str(exc))
                 return
         if feed_id not in self.subscriptions and len(self.subscriptions) >= self.context.max_subscriptions:
-            self._error(f"subscription limit reached: at most {self.context.max_subscriptions} symbols per "
+            self.error(f"subscription limit reached: at most {self.context.max_subscriptions} symbols per "
                         f"connection; {symbol} was not subscribed")
             return
         self._drop(feed_id)  # a repeated subscribe replaces the choice of data types
@@ -171,6 +187,16 @@ class StreamSession:
             self._start(subscription)
         elif self.endpoint is ANALYSIS:
             self._start_analysis(subscription)
+        elif self.owned is not None:
+            self.owned.start(subscription)
+
+    def restart(self, subscription: Subscription) -> None:
+        """Start a subscription afresh (an /ws/alerts or /ws/portfolio connection whose owner became known)."""
+        for topic, subscriber in subscription.topics:
+            self.hub.unsubscribe(topic, subscriber)
+        subscription.topics.clear()
+        if self.owned is not None:
+            self.owned.start(subscription)
 
     def _analysis_choice(self, message: dict[str, Any]) -> tuple[Interval, Periods]:
         """A /ws/analysis subscription's candle ``interval`` and indicator ``periods``; ``ValueError``."""
@@ -187,20 +213,20 @@ class StreamSession:
         return interval, Periods.parse(message.get("periods"))
 
     def _unsubscribe(self, message: dict[str, Any]) -> None:
-        feed_id, symbol = self._resolve(message, "unsubscribe")
+        feed_id, symbol = self.resolve(message, "unsubscribe")
         if feed_id is None:
             return
         self._drop(feed_id)
         self.peer.send(subscription_reply("unsubscribed", symbol))
 
-    def _resolve(self, message: dict[str, Any], command: str) -> tuple[FeedId | None, str]:
+    def resolve(self, message: dict[str, Any], command: str) -> tuple[FeedId | None, str]:
         """The feed a message's ``symbol`` names and its canonical symbol, or None after sending the error."""
         raw = message.get("symbol")
         if raw is None:
-            self._error(f"{command} needs a \"symbol\", e.g. {{\"type\": \"{command}\", \"symbol\": \"RELIANCE\"}}")
+            self.error(f"{command} needs a \"symbol\", e.g. {{\"type\": \"{command}\", \"symbol\": \"RELIANCE\"}}")
             return None, ""
         if not isinstance(raw, str) or not raw.strip():
-            self._error(f"\"symbol\" must be a non-empty string, got {describe(raw)}")
+            self.error(f"\"symbol\" must be a non-empty string, got {describe(raw)}")
             return None, ""
         symbols = self.context.symbols
         feed_id = symbols.resolve(raw)
@@ -208,11 +234,11 @@ class StreamSession:
             known = symbols.known()
             shown = ", ".join(known[:SHOWN_SYMBOLS]) + (f" and {len(known) - SHOWN_SYMBOLS} more"
                                                        if len(known) > SHOWN_SYMBOLS else "")
-            self._error(f"unknown symbol {describe(raw)}: known symbols are {shown or 'none yet'}")
+            self.error(f"unknown symbol {describe(raw)}: known symbols are {shown or 'none yet'}")
             return None, ""
         return feed_id, symbols.symbol_of(feed_id)
 
-    def _error(self, text: str) -> None:
+    def error(self, text: str) -> None:
         self.peer.send(error(text))
 
     # -- what a subscription carries ----------------------------------------------------------
@@ -230,13 +256,13 @@ class StreamSession:
             if name == TICK:
                 if latest is not None:
                     self.peer.send_price(feed_id, codecs.tick.encode(feed_id, latest))
-                topics.append((feed_id, self._lane(codecs.tick)))
+                topics.append((feed_id, self.lane(codecs.tick)))
             elif name == MARKET:
                 topic = market_topic(feed_id)
                 stats = None if self.context.analytics is None else self.context.analytics.days.stats.get(feed_id)
                 if stats is not None:
                     self.peer.send_price(topic, codecs.market.encode(topic, stats))
-                topics.append((topic, self._lane(codecs.market)))
+                topics.append((topic, self.lane(codecs.market)))
             elif name.startswith(CANDLE_PREFIX):
                 topics += self._start_candles(feed_id, name.removeprefix(CANDLE_PREFIX))
         for topic, subscriber in topics:
@@ -249,7 +275,7 @@ class StreamSession:
         codec = self.context.codecs.candle
         finals, forming = analytics.candles.recent(feed_id, interval)
         final, current = final_topic(feed_id, interval), forming_topic(feed_id, interval)
-        lane = self._final_lane(codec)
+        lane = self.final_lane(codec)
         payload = b""
         for bar in finals:
             payload = codec.encode(final, bar)
@@ -258,7 +284,7 @@ class StreamSession:
             lane.sent_in_snapshot(final, payload)
         if forming is not None:
             self.peer.send_price(current, codec.encode(current, forming))
-        return [(final, lane), (current, self._lane(codec))]
+        return [(final, lane), (current, self.lane(codec))]
 
     def _start_analysis(self, subscription: Subscription) -> None:
         """The last closed bar's analysis and the forming bar's at once, then each new one."""
@@ -267,7 +293,7 @@ class StreamSession:
         interval, periods = subscription.analysis
         forming, final = analytics.analysis.watch(subscription.feed_id, interval, periods)
         codec = self.context.codecs.analysis
-        lane = self._final_lane(codec)
+        lane = self.final_lane(codec)
         latest = self.hub.latest_events
         last_final = latest.get(final)
         if last_final is not None:
@@ -277,17 +303,17 @@ class StreamSession:
         last_forming = latest.get(forming)
         if last_forming is not None:
             self.peer.send_price(forming, codec.encode(forming, last_forming))
-        subscription.topics += [(final, lane), (forming, self._lane(codec))]
+        subscription.topics += [(final, lane), (forming, self.lane(codec))]
         for topic, subscriber in subscription.topics:
             self.hub.subscribe(topic, subscriber)
 
-    def _lane(self, codec: Codec) -> Subscriber:
+    def lane(self, codec: Codec) -> Subscriber:
         lane = self._lanes.get(codec)
         if lane is None:
             lane = self._lanes[codec] = self.peer.lane(codec)
         return lane
 
-    def _final_lane(self, codec: Codec) -> FinalLane:
+    def final_lane(self, codec: Codec) -> FinalLane:
         lane = self._finals.get(codec)
         if lane is None:
             lane = self._finals[codec] = FinalLane(self.peer.lane(codec))

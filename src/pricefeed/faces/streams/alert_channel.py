@@ -1,0 +1,86 @@
+"""/ws/alerts: an owner's alerts over the seed-004 protocol.
+
+A connection belongs to one ``owner`` (see :mod:`.owned`). ``create_alert`` (``symbol``, ``rule``),
+``list_alerts`` (optionally of one ``symbol``) and ``delete_alert``
+(``alert_id``) manage the owner's alerts; ``subscribe`` to a symbol brings at
+once the owner's alerts on it, then a ``data`` message each time one fires.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ...alerts import AlertBook, AlertEvent, alert_view, alerts_topic
+from ...model import FeedId, now_us
+from .codecs import AlertsCodec, alert_json
+from .owned import OwnedChannel
+
+if TYPE_CHECKING:
+    from .session import StreamSession, Subscription
+
+
+class AlertChannel(OwnedChannel):
+    def __init__(self, session: StreamSession, book: AlertBook, codec: AlertsCodec) -> None:
+        super().__init__(session)
+        self.book = book
+        self.codec = codec
+
+    def handlers(self) -> dict[str, Callable[[dict[str, Any]], None]]:
+        return {"create_alert": self._create, "list_alerts": self._list, "delete_alert": self._delete}
+
+    def start(self, subscription: Subscription) -> None:
+        """The owner's alerts on the symbol at once, then each firing (not conflated: every one arrives)."""
+        owner = self.owner
+        if owner is None:
+            self.session.peer.send(self._snapshot("", subscription.feed_id))
+            return
+        self.session.peer.send(self._snapshot(owner, subscription.feed_id))
+        topic = alerts_topic(owner, subscription.feed_id)
+        lane = self.session.final_lane(self.codec)
+        subscription.topics.append((topic, lane))
+        self.session.hub.subscribe(topic, lane)
+
+    def _snapshot(self, owner: str, feed_id: FeedId) -> bytes:
+        event = self.book.event(owner, feed_id, now_us()) if owner else AlertEvent("", feed_id, now_us(), ())
+        return self.codec.encode(alerts_topic(owner or "-", feed_id), event)
+
+    def _create(self, message: dict[str, Any]) -> None:
+        owner = self.owner_or_error(message, "create_alert")
+        if owner is None:
+            return
+        feed_id, symbol = self.session.resolve(message, "create_alert")
+        if feed_id is None:
+            return
+        try:
+            alert = self.book.create(owner, feed_id, message.get("rule"), now_us())
+        except ValueError as exc:
+            self.session.error(str(exc))
+            return
+        self.reply({"type": "alert_created", "owner": owner, "alert": alert_json(alert_view(alert), symbol)})
+
+    def _list(self, message: dict[str, Any]) -> None:
+        owner = self.owner_or_error(message, "list_alerts")
+        if owner is None:
+            return
+        feed_id = None
+        if message.get("symbol") is not None:
+            feed_id, _ = self.session.resolve(message, "list_alerts")
+            if feed_id is None:
+                return
+        symbol_of = self.session.context.symbols.symbol_of
+        alerts = [alert_json(alert_view(a), symbol_of(a.feed_id)) for a in self.book.of(owner, feed_id)]
+        self.reply({"type": "alerts", "owner": owner, "alerts": alerts})
+
+    def _delete(self, message: dict[str, Any]) -> None:
+        owner = self.owner_or_error(message, "delete_alert")
+        if owner is None:
+            return
+        alert_id = message.get("alert_id")
+        if not isinstance(alert_id, str):
+            self.session.error(f"delete_alert needs an \"alert_id\" (a string), got {alert_id!r}")
+            return
+        if self.book.delete(owner, alert_id) is None:
+            self.session.error(f"owner {owner!r} has no alert {alert_id!r}")
+            return
+        self.reply({"type": "alert_deleted", "owner": owner, "alert_id": alert_id})

@@ -1,0 +1,87 @@
+"""/ws/portfolio: an owner's positions over the seed-004 protocol (the owner: see :mod:`.owned`).
+
+``set_position`` (``symbol``, ``quantity``, ``average_cost``, optional ``currency``: the feed's quote
+currency by default; a zero quantity closes it) and ``get_portfolio`` manage the owner's positions;
+``subscribe`` to a symbol brings the position's valuation at once (when the owner holds it and a price is
+known), then one on each tick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ...model import FeedId, now_us
+from ...portfolio import PortfolioBook, decimal_of, portfolio_topic
+from .codecs import PortfolioCodec
+from .owned import OwnedChannel
+
+if TYPE_CHECKING:
+    from .session import StreamSession, Subscription
+
+
+def quote_currency(symbol: str) -> str | None:
+    """``INR`` of ``Equity.NSE.RELIANCE/INR``, ``USD`` of ``Crypto.BTC/USD``."""
+    return symbol.rsplit("/", 1)[1] if "/" in symbol else None
+
+
+def position_fields(book: PortfolioBook, owner: str, symbol_of: Callable[[FeedId], str]) -> list[dict[str, Any]]:
+    """The owner's positions, each with its latest valuation where a price is known."""
+    rows = []
+    for position in book.of(owner):
+        valuation = book.valuation(owner, position.feed_id, now_us())
+        fields = valuation.position if valuation is not None else {
+            "quantity": position.quantity, "average_cost": position.average_cost, "currency": position.currency}
+        rows.append({"symbol": symbol_of(position.feed_id), **fields})
+    return rows
+
+
+class PortfolioChannel(OwnedChannel):
+    def __init__(self, session: StreamSession, book: PortfolioBook, codec: PortfolioCodec) -> None:
+        super().__init__(session)
+        self.book = book
+        self.codec = codec
+
+    def handlers(self) -> dict[str, Callable[[dict[str, Any]], None]]:
+        return {"set_position": self._set, "get_portfolio": self._get}
+
+    def start(self, subscription: Subscription) -> None:
+        owner = self.owner
+        if owner is None:
+            return
+        topic = portfolio_topic(owner, subscription.feed_id)
+        valuation = self.book.valuation(owner, subscription.feed_id, now_us())
+        if valuation is not None:
+            self.session.peer.send_price(topic, self.codec.encode(topic, valuation))
+        lane = self.session.lane(self.codec)
+        subscription.topics.append((topic, lane))
+        self.session.hub.subscribe(topic, lane)
+
+    def _set(self, message: dict[str, Any]) -> None:
+        owner = self.owner_or_error(message, "set_position")
+        if owner is None:
+            return
+        feed_id, symbol = self.session.resolve(message, "set_position")
+        if feed_id is None:
+            return
+        feed = self.session.hub.feeds.get(feed_id)
+        currency = message.get("currency") or (None if feed is None else quote_currency(feed.symbol))
+        try:
+            quantity = decimal_of(message.get("quantity"), "quantity")
+            cost = decimal_of(message.get("average_cost", 0), "average_cost")
+            if not isinstance(currency, str):
+                raise ValueError(f"\"currency\" must be a currency code such as INR or USD, got {currency!r}")
+            position = self.book.set(owner, feed_id, quantity, cost, currency)
+        except ValueError as exc:
+            self.session.error(str(exc))
+            return
+        self.reply({"type": "position_set", "owner": owner, "symbol": symbol, "quantity": position.quantity,
+                    "average_cost": position.average_cost, "currency": position.currency})
+
+    def _get(self, message: dict[str, Any]) -> None:
+        owner = self.owner_or_error(message, "get_portfolio")
+        if owner is None:
+            return
+        symbol_of = self.session.context.symbols.symbol_of
+        self.reply({"type": "portfolio", "owner": owner, "positions": position_fields(self.book, owner, symbol_of),
+                    "total": self.book.totals(owner)})

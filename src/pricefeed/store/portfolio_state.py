@@ -1,0 +1,114 @@
+"""Positions kept across restarts in a table of the same SQLite file, written behind like the alerts.
+
+Quantities and costs are stored as decimal text, so what was set is what comes back, digit for digit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from ..portfolio import PortfolioBook, Position
+from .database import open_database
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS portfolio_positions (
+    owner TEXT NOT NULL,
+    feed_id TEXT NOT NULL,
+    quantity TEXT NOT NULL,
+    average_cost TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    PRIMARY KEY (owner, feed_id)
+);
+"""
+
+
+class PortfolioStore:
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._db: aiosqlite.Connection | None = None
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise RuntimeError("portfolio store is not open")
+        return self._db
+
+    async def open(self) -> None:
+        self._db = await open_database(self.path, _SCHEMA)
+        await self._db.commit()
+
+    async def load(self) -> list[Position]:
+        query = "SELECT owner, feed_id, quantity, average_cost, currency FROM portfolio_positions ORDER BY rowid"
+        async with self.db.execute(query) as rows:
+            return [Position(r[0], r[1], Decimal(r[2]), Decimal(r[3]), r[4]) async for r in rows]
+
+    async def save(self, positions: list[Position], closed: list[tuple[str, str]]) -> None:
+        rows = [(p.owner, p.feed_id, str(p.quantity), str(p.average_cost), p.currency) for p in positions]
+        await self.db.executemany("INSERT OR REPLACE INTO portfolio_positions VALUES (?, ?, ?, ?, ?)", rows)
+        await self.db.executemany("DELETE FROM portfolio_positions WHERE owner = ? AND feed_id = ?", closed)
+        await self.db.commit()
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+
+class PortfolioWriter:
+    """The component: restores the positions on start, saves what changed every ``interval_s`` and on stop."""
+
+    name = "portfolio"
+
+    def __init__(self, book: PortfolioBook, store: PortfolioStore, interval_s: float = 1.0) -> None:
+        self.book = book
+        self.store = store
+        self.interval_s = interval_s
+        self._task: asyncio.Task[None] | None = None
+        self.flushes = 0
+
+    async def start(self) -> None:
+        await self.store.open()
+        self.book.restore(await self.store.load())
+        if self.book.positions:
+            log.info("restored %d positions", len(self.book.positions))
+        self._task = asyncio.create_task(self._run(), name="portfolio-writer")
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("saving positions failed; will retry")
+
+    async def flush(self) -> None:
+        positions, closed = self.book.take_dirty()
+        if not positions and not closed:
+            return
+        try:
+            await self.store.save(positions, closed)
+        except BaseException:
+            self.book.dirty |= {(p.owner, p.feed_id) for p in positions} | set(closed)
+            raise
+        self.flushes += 1
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        try:
+            await self.flush()
+        finally:
+            await self.store.close()
+
+    def status(self) -> dict[str, Any]:
+        return {"flushes": self.flushes, **self.book.status()}
