@@ -9,19 +9,17 @@ once the owner's alerts on it, then a ``data`` message each time one fires.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ...alerts import AlertBook, AlertEvent, alert_view, alerts_topic
 from ...model import FeedId, now_us
 from .codecs import AlertsCodec, alert_json
-from .owned import OwnedChannel
-
-if TYPE_CHECKING:
-    from .session import StreamSession, Subscription
+from .owned import Host, OwnedChannel
+from .subscription import Subscription
 
 
 class AlertChannel(OwnedChannel):
-    def __init__(self, session: StreamSession, book: AlertBook, codec: AlertsCodec) -> None:
+    def __init__(self, session: Host, book: AlertBook, codec: AlertsCodec) -> None:
         super().__init__(session)
         self.book = book
         self.codec = codec
@@ -68,7 +66,7 @@ class AlertChannel(OwnedChannel):
             feed_id, _ = self.session.resolve(message, "list_alerts")
             if feed_id is None:
                 return
-        symbol_of = self.session.context.symbols.symbol_of
+        symbol_of = self.session.symbol_of
         alerts = [alert_json(alert_view(a), symbol_of(a.feed_id)) for a in self.book.of(owner, feed_id)]
         self.reply({"type": "alerts", "owner": owner, "alerts": alerts})
 

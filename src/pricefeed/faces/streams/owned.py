@@ -5,18 +5,41 @@ carries that owner's data. The cookie lets a web page run the seed's examples un
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http.cookies import CookieError, SimpleCookie
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import orjson
 
 from ...alerts import check_owner
+from ...contracts import Codec, Peer, Subscriber
+from ...hub import Hub
+from ...model import FeedId
 from .codecs import decimal_number
 from .messages import now_iso
+from .subscription import Subscription
 
-if TYPE_CHECKING:
-    from .session import StreamSession, Subscription
+
+class Host(Protocol):
+    """What an owned channel needs of its stream session."""
+
+    hub: Hub
+    peer: Peer
+
+    @property
+    def subscriptions(self) -> Mapping[FeedId, Subscription]: ...
+
+    def symbol_of(self, feed_id: FeedId) -> str: ...
+
+    def error(self, text: str) -> None: ...
+
+    def resolve(self, message: dict[str, Any], command: str) -> tuple[FeedId | None, str]: ...
+
+    def restart(self, subscription: Subscription) -> None: ...
+
+    def lane(self, codec: Codec) -> Subscriber: ...
+
+    def final_lane(self, codec: Codec) -> Subscriber: ...
 
 
 OWNER_COOKIE = "pricefeed_owner"
@@ -33,7 +56,7 @@ def _cookie(header: str, name: str) -> str | None:
 
 
 class OwnedChannel:
-    def __init__(self, session: StreamSession) -> None:
+    def __init__(self, session: Host) -> None:
         self.session = session
         handshake = session.peer.handshake
         raw = handshake.query.get("owner") or _cookie(handshake.headers.get("cookie", ""), OWNER_COOKIE)

@@ -9,15 +9,13 @@ known), then one on each tick.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ...model import FeedId, now_us
 from ...portfolio import PortfolioBook, decimal_of, portfolio_topic
 from .codecs import PortfolioCodec
-from .owned import OwnedChannel
-
-if TYPE_CHECKING:
-    from .session import StreamSession, Subscription
+from .owned import Host, OwnedChannel
+from .subscription import Subscription
 
 
 def quote_currency(symbol: str) -> str | None:
@@ -37,7 +35,7 @@ def position_fields(book: PortfolioBook, owner: str, symbol_of: Callable[[FeedId
 
 
 class PortfolioChannel(OwnedChannel):
-    def __init__(self, session: StreamSession, book: PortfolioBook, codec: PortfolioCodec) -> None:
+    def __init__(self, session: Host, book: PortfolioBook, codec: PortfolioCodec) -> None:
         super().__init__(session)
         self.book = book
         self.codec = codec
@@ -82,6 +80,6 @@ class PortfolioChannel(OwnedChannel):
         owner = self.owner_or_error(message, "get_portfolio")
         if owner is None:
             return
-        symbol_of = self.session.context.symbols.symbol_of
+        symbol_of = self.session.symbol_of
         self.reply({"type": "portfolio", "owner": owner, "positions": position_fields(self.book, owner, symbol_of),
                     "total": self.book.totals(owner)})

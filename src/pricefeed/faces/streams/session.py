@@ -14,7 +14,7 @@ up from the kept candles), then each change; a client may name the candle
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -37,21 +37,13 @@ from .messages import INVALID_JSON, connection, error, heartbeat_ack, pong
 from .messages import subscription as subscription_reply
 from .owned import OwnedChannel
 from .portfolio_channel import PortfolioChannel
+from .subscription import Subscription
 from .symbols import SymbolIndex
 
 SHOWN_SYMBOLS = 40
 """How many known symbols an unknown-symbol error lists."""
 DEFAULT_ANALYSIS_INTERVAL = "1m"
 """The candles /ws/analysis analyses when a subscription names none (the shortest interval if 1m is not kept)."""
-
-
-@dataclass(slots=True)
-class Subscription:
-    symbol: str
-    feed_id: FeedId
-    data_types: list[str] | None
-    analysis: tuple[Interval, Periods] | None = None
-    topics: list[tuple[Topic, Subscriber]] = field(default_factory=list)
 
 
 class FinalLane:
@@ -237,6 +229,10 @@ class StreamSession:
             self.error(f"unknown symbol {describe(raw)}: known symbols are {shown or 'none yet'}")
             return None, ""
         return feed_id, symbols.symbol_of(feed_id)
+
+    def symbol_of(self, feed_id: FeedId) -> str:
+        """The canonical symbol clients see for a feed."""
+        return self.context.symbols.symbol_of(feed_id)
 
     def error(self, text: str) -> None:
         self.peer.send(error(text))

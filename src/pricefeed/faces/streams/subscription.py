@@ -1,0 +1,20 @@
+"""One symbol a stream connection subscribes to: what it asked for and the hub topics it holds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ...analytics.candles import Interval
+from ...analytics.indicators import Periods
+from ...contracts import Subscriber
+from ...model import FeedId
+from ...topics import Topic
+
+
+@dataclass(slots=True)
+class Subscription:
+    symbol: str
+    feed_id: FeedId
+    data_types: list[str] | None
+    analysis: tuple[Interval, Periods] | None = None
+    topics: list[tuple[Topic, Subscriber]] = field(default_factory=list)
