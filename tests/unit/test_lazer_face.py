@@ -212,6 +212,29 @@ def test_the_three_token_forms(target: str, headers: dict[str, str], token: str 
     assert lazer_token(Handshake.of(target, headers)) == token
 
 
+async def test_a_late_tick_sends_each_price_as_of_its_instant_never_a_later_one() -> None:
+    pipeline, face, session, peer = setup()
+    subscribe(session, priceFeedIds=[1, 2], channel="fixed_rate@200ms")
+    peer.take()
+    pipeline.ingest.publish_many([update(BTC, 100, 1_150_000), update(ETH, 200, 1_150_000)])
+    await asyncio.sleep(0)
+    # The 1.2 s timer fires late: BTC and ETH moved again after 1.2 s, ETH twice.
+    pipeline.ingest.publish_many([update(BTC, 101, 1_210_000), update(ETH, 201, 1_210_000)])
+    await asyncio.sleep(0)
+    pipeline.ingest.publish(update(ETH, 202, 1_220_000))
+    await asyncio.sleep(0)
+    face.clock.tick("fixed_rate@200ms", 1_200_000)
+    await asyncio.sleep(0)
+    # BTC as of 1.2 s; ETH's last two prices are both later, so it waits for the next tick.
+    assert peer.take() == [{"type": "streamUpdated", "subscriptionId": 1, "parsed": {
+        "timestampUs": "1200000", "priceFeeds": [{"priceFeedId": 1, "price": "100"}]}}]
+    face.clock.tick("fixed_rate@200ms", 1_400_000)
+    await asyncio.sleep(0)
+    assert peer.take() == [{"type": "streamUpdated", "subscriptionId": 1, "parsed": {
+        "timestampUs": "1400000", "priceFeeds": [{"priceFeedId": 1, "price": "101"},
+                                                 {"priceFeedId": 2, "price": "202"}]}}]
+
+
 def test_ticks_fall_on_multiples_of_the_period() -> None:
     assert last_tick_us("fixed_rate@200ms", 1_730_986_152_412_345) == 1_730_986_152_400_000
     assert last_tick_us("fixed_rate@50ms", 1_758_690_761_799_999) == 1_758_690_761_750_000

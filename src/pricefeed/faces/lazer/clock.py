@@ -19,7 +19,7 @@ from typing import Any
 
 from ...contracts import Codec
 from ...hub import Hub
-from ...model import FeedId, now_us
+from ...model import FeedId, PriceUpdate, now_us
 from ...topics import Topic, derived_topic
 from .codec import Tick
 
@@ -37,21 +37,36 @@ def last_tick_us(channel: str, at_us: int) -> int:
 
 
 class _Changes:
-    """Nothing to encode: a feed's price topic only tells a channel that the feed changed."""
+    """Nothing to encode: a feed's price topic only tells a channel that the feed changed. It keeps each
+    watched feed's last two prices, so a tick whose timer fired late can still send the price as of its instant."""
 
     face = "lazer_clock"
 
+    def __init__(self) -> None:
+        self.recent: dict[FeedId, tuple[PriceUpdate | None, PriceUpdate]] = {}
+
     def encode(self, topic: Topic, item: object) -> bytes:
+        assert isinstance(item, PriceUpdate)
+        before = self.recent.get(topic)
+        self.recent[topic] = (None if before is None else before[1], item)
         return b""
+
+    def as_of(self, feed_id: FeedId, at_us: int) -> PriceUpdate | None:
+        """The newest price of ``feed_id`` published at or before ``at_us`` that this channel saw."""
+        for update in reversed(self.recent.get(feed_id, (None,))):
+            if update is not None and update.publish_time_us <= at_us:
+                return update
+        return None
 
 
 class _ChangeTracker:
     """One channel's subscriber to the price topics it watches: collects the feeds that changed between ticks."""
 
-    __slots__ = ("changed", "codec")
+    __slots__ = ("changed", "changes", "codec")
 
     def __init__(self) -> None:
-        self.codec: Codec = _Changes()
+        self.changes = _Changes()
+        self.codec: Codec = self.changes
         self.changed: set[FeedId] = set()
 
     def deliver(self, frames: dict[Topic, bytes]) -> None:
@@ -82,6 +97,7 @@ class FixedRateClock:
             tracker = self._trackers[channel]
             self.hub.unsubscribe(feed_id, tracker)
             tracker.changed.discard(feed_id)
+            tracker.changes.recent.pop(feed_id, None)
 
     def changed(self, channel: str, feed_id: FeedId) -> None:
         """Send ``feed_id``'s latest price at the next tick, as if it had just changed."""
@@ -89,12 +105,23 @@ class FixedRateClock:
             self._trackers[channel].changed.add(feed_id)
 
     def tick(self, channel: str, at_us: int) -> None:
-        """Publish the changed feeds' latest prices as of the tick at ``at_us``."""
+        """Publish the changed feeds' latest prices as of the tick at ``at_us``.
+
+        A timer can fire late, after newer prices arrived: a tick sends each feed's price as of its own instant
+        (never one published after it), and a feed with none yet waits for the next tick.
+        """
         tracker = self._trackers[channel]
         changed, tracker.changed = tracker.changed, set()
         latest = self.hub.latest
         for feed_id in changed:
-            update = latest.get(feed_id)
+            newest = latest.get(feed_id)
+            if newest is not None and newest.publish_time_us > at_us:
+                tracker.changed.add(feed_id)  # a price after this tick's instant: the next tick sends it
+                update = tracker.changes.as_of(feed_id, at_us)
+                if update is not None and update.publish_time_us <= at_us - PERIODS_US[channel]:
+                    update = None  # the previous tick already had it
+            else:
+                update = newest
             if update is not None:
                 self.hub.publish_event(tick_topic(channel, feed_id), Tick(update, at_us))
         self.ticks += 1
