@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 from typing import Any
 
-import aiosqlite
 import orjson
 
 from ..alerts import Alert, AlertBook
-from .database import open_database
+from .database import SqliteFile
 
 log = logging.getLogger(__name__)
 
@@ -32,20 +30,9 @@ CREATE TABLE IF NOT EXISTS alerts (
 """
 
 
-class AlertStore:
-    def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        self._db: aiosqlite.Connection | None = None
-
-    @property
-    def db(self) -> aiosqlite.Connection:
-        if self._db is None:
-            raise RuntimeError("alert store is not open")
-        return self._db
-
-    async def open(self) -> None:
-        self._db = await open_database(self.path, _SCHEMA)
-        await self._db.commit()
+class AlertStore(SqliteFile):
+    schema = _SCHEMA
+    what = "alert store"
 
     async def load(self) -> list[Alert]:
         alerts = []
@@ -64,10 +51,6 @@ class AlertStore:
         await self.db.executemany("DELETE FROM alerts WHERE id = ?", [(i,) for i in deleted])
         await self.db.commit()
 
-    async def close(self) -> None:
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
 
 
 class AlertWriter:

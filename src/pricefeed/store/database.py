@@ -19,3 +19,30 @@ async def open_database(path: str, schema: str) -> aiosqlite.Connection:
     await db.execute("PRAGMA synchronous=NORMAL")
     await db.executescript(schema)
     return db
+
+
+class SqliteFile:
+    """A store kept in one SQLite file with one schema: opened, used through :attr:`db`, closed."""
+
+    schema = ""
+    what = "store"
+    """Named in the error when it is used before it is opened."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._db: aiosqlite.Connection | None = None
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise RuntimeError(f"{self.what} is not open")
+        return self._db
+
+    async def open(self) -> None:
+        self._db = await open_database(self.path, self.schema)
+        await self._db.commit()
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None

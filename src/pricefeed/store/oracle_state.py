@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 import aiosqlite
@@ -19,7 +18,7 @@ import orjson
 
 from ..aggregation import Component, Ema, PriceAccount, Quote
 from ..model import Status
-from .database import open_database
+from .database import SqliteFile
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS oracle_accounts (
@@ -50,14 +49,9 @@ def decode_account(data: str | bytes) -> PriceAccount:
                         status=Status(raw["status"]), twap=ema(raw["twap"]), twac=ema(raw["twac"]))
 
 
-class OracleStateStore:
-    def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        self._db: aiosqlite.Connection | None = None
-
-    async def open(self) -> None:
-        self._db = await open_database(self.path, _SCHEMA)
-        await self._db.commit()
+class OracleStateStore(SqliteFile):
+    schema = _SCHEMA
+    what = "oracle state store"
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -75,7 +69,3 @@ class OracleStateStore:
         await self.db.executemany("INSERT OR REPLACE INTO oracle_accounts VALUES (?, ?)", rows)
         await self.db.commit()
 
-    async def close(self) -> None:
-        if self._db is not None:
-            await self._db.close()
-            self._db = None

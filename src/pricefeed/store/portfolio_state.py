@@ -8,13 +8,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-import aiosqlite
-
 from ..portfolio import PortfolioBook, Position
-from .database import open_database
+from .database import SqliteFile
 
 log = logging.getLogger(__name__)
 
@@ -30,20 +27,9 @@ CREATE TABLE IF NOT EXISTS portfolio_positions (
 """
 
 
-class PortfolioStore:
-    def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        self._db: aiosqlite.Connection | None = None
-
-    @property
-    def db(self) -> aiosqlite.Connection:
-        if self._db is None:
-            raise RuntimeError("portfolio store is not open")
-        return self._db
-
-    async def open(self) -> None:
-        self._db = await open_database(self.path, _SCHEMA)
-        await self._db.commit()
+class PortfolioStore(SqliteFile):
+    schema = _SCHEMA
+    what = "portfolio store"
 
     async def load(self) -> list[Position]:
         query = "SELECT owner, feed_id, quantity, average_cost, currency FROM portfolio_positions ORDER BY rowid"
@@ -56,10 +42,6 @@ class PortfolioStore:
         await self.db.executemany("DELETE FROM portfolio_positions WHERE owner = ? AND feed_id = ?", closed)
         await self.db.commit()
 
-    async def close(self) -> None:
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
 
 
 class PortfolioWriter:

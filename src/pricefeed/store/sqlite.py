@@ -5,14 +5,11 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
-from pathlib import Path
-
-import aiosqlite
 
 from ..analytics.candles import Bar, Interval
 from ..analytics.market import DayStats
 from ..model import Feed, PriceUpdate, Status
-from .database import open_database
+from .database import SqliteFile
 from .records import market_from_record, market_record
 
 log = logging.getLogger(__name__)
@@ -81,25 +78,17 @@ _UPSERT_NEWER = (f"INSERT INTO latest ({_COLUMNS}) VALUES ({', '.join('?' * 15)}
 """Upsert a price unless the stored one is newer (as the Redis store does for processes sharing it)."""
 
 
-class SqliteStore:
-    def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        self._db: aiosqlite.Connection | None = None
-
-    @property
-    def db(self) -> aiosqlite.Connection:
-        if self._db is None:
-            raise RuntimeError("store is not open")
-        return self._db
+class SqliteStore(SqliteFile):
+    schema = _SCHEMA
 
     async def open(self) -> None:
-        self._db = await open_database(self.path, _SCHEMA)
-        async with self._db.execute("PRAGMA table_info(latest)") as rows:
+        await super().open()
+        async with self.db.execute("PRAGMA table_info(latest)") as rows:
             columns = {row[1] async for row in rows}
         for name, kind in _LATEST_ADDED.items():
             if name not in columns:
-                await self._db.execute(f"ALTER TABLE latest ADD COLUMN {name} {kind}")
-        await self._db.commit()
+                await self.db.execute(f"ALTER TABLE latest ADD COLUMN {name} {kind}")
+        await self.db.commit()
 
     async def load_feeds(self) -> list[Feed]:
         async with self.db.execute("SELECT id, symbol, expo, source, simulated, attributes FROM feeds") as rows:
@@ -161,7 +150,3 @@ class SqliteStore:
         await self.db.executemany("INSERT OR REPLACE INTO market_days VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         await self.db.commit()
 
-    async def close(self) -> None:
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
