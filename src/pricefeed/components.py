@@ -7,6 +7,8 @@ whatever had started if one fails, and stopping goes on past a failure.
 
 from __future__ import annotations
 
+import abc
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -65,3 +67,41 @@ class Assembly:
                 await component.stop()
             except Exception:
                 log.exception("%s did not stop cleanly", component.name)
+
+
+class WriteBehind(abc.ABC):
+    """State saved behind the hot path: :meth:`flush` every ``interval_s`` and once more when stopping.
+
+    A failed flush keeps what it could not save (the subclass's business), is logged, and is tried again.
+    """
+
+    what = "state"
+    """Named in the log line of a failed save."""
+
+    def __init__(self, interval_s: float) -> None:
+        self.interval_s = interval_s
+        self.flushes = 0
+        self._task: asyncio.Task[None] | None = None
+
+    @abc.abstractmethod
+    async def flush(self) -> None:
+        """Save what changed since the last flush."""
+
+    def start_timer(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"{self.what} writer")
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("saving %s failed; will retry", self.what)
+
+    async def stop_timer_and_flush(self) -> None:
+        """Stop the timer and save what is left."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        await self.flush()

@@ -8,11 +8,11 @@ the same day's volume and previous close.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from ..components import WriteBehind
 from .candles import CandleBook
 from .market import MarketDays
 
@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class AnalyticsWriter:
+class AnalyticsWriter(WriteBehind):
+    what = "candles and market days"
     name = "analytics"
 
     def __init__(self, store: AnalyticsStore, days: MarketDays, candles: CandleBook, interval_s: float = 1.0,
@@ -30,10 +31,8 @@ class AnalyticsWriter:
         self.store = store
         self.days = days
         self.candles = candles
-        self.interval_s = interval_s
+        super().__init__(interval_s)
         self.clock = clock
-        self._task: asyncio.Task[None] | None = None
-        self.flushes = 0
 
     def _now_us(self) -> int:
         return int(self.clock() * 1_000_000)
@@ -46,15 +45,7 @@ class AnalyticsWriter:
         if bars:
             log.info("restored %d candles of %d feeds", len(bars), len({b.feed_id for b in bars}))
         self.candles.start()
-        self._task = asyncio.create_task(self._run(), name="analytics-writer")
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval_s)
-            try:
-                await self.flush()
-            except Exception:
-                log.exception("saving candles and market days failed; will retry")
+        self.start_timer()
 
     async def flush(self) -> None:
         bars, days = self.candles.take_unsaved(), self.days.take_dirty()
@@ -71,11 +62,7 @@ class AnalyticsWriter:
 
     async def stop(self) -> None:
         self.candles.stop()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-        await self.flush()
+        await self.stop_timer_and_flush()
 
     def status(self) -> dict[str, Any]:
         return {"flushes": self.flushes, **self.candles.status()}

@@ -8,13 +8,13 @@ again for a crossing it already reported.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
 import orjson
 
 from ..alerts import Alert, AlertBook
+from ..components import WriteBehind
 from .database import SqliteFile
 
 log = logging.getLogger(__name__)
@@ -53,17 +53,16 @@ class AlertStore(SqliteFile):
 
 
 
-class AlertWriter:
+class AlertWriter(WriteBehind):
     """The component: restores the alerts on start, saves what changed every ``interval_s`` and on stop."""
 
+    what = "alerts"
     name = "alerts"
 
     def __init__(self, book: AlertBook, store: AlertStore, interval_s: float = 1.0) -> None:
         self.book = book
         self.store = store
-        self.interval_s = interval_s
-        self._task: asyncio.Task[None] | None = None
-        self.flushes = 0
+        super().__init__(interval_s)
 
     async def start(self) -> None:
         await self.store.open()
@@ -73,15 +72,7 @@ class AlertWriter:
         if self.book.alerts:
             log.info("restored %d alerts of %d owners", len(self.book.alerts),
                      len({a.owner for a in self.book.alerts.values()}))
-        self._task = asyncio.create_task(self._run(), name="alert-writer")
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval_s)
-            try:
-                await self.flush()
-            except Exception:
-                log.exception("saving alerts failed; will retry")
+        self.start_timer()
 
     async def flush(self) -> None:
         alerts, deleted = self.book.take_dirty()
@@ -96,12 +87,8 @@ class AlertWriter:
         self.flushes += 1
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
         try:
-            await self.flush()
+            await self.stop_timer_and_flush()
         finally:
             await self.store.close()
 

@@ -5,11 +5,11 @@ Quantities and costs are stored as decimal text, so what was set is what comes b
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from decimal import Decimal
 from typing import Any
 
+from ..components import WriteBehind
 from ..portfolio import PortfolioBook, Position
 from .database import SqliteFile
 
@@ -44,32 +44,23 @@ class PortfolioStore(SqliteFile):
 
 
 
-class PortfolioWriter:
+class PortfolioWriter(WriteBehind):
     """The component: restores the positions on start, saves what changed every ``interval_s`` and on stop."""
 
+    what = "positions"
     name = "portfolio"
 
     def __init__(self, book: PortfolioBook, store: PortfolioStore, interval_s: float = 1.0) -> None:
         self.book = book
         self.store = store
-        self.interval_s = interval_s
-        self._task: asyncio.Task[None] | None = None
-        self.flushes = 0
+        super().__init__(interval_s)
 
     async def start(self) -> None:
         await self.store.open()
         self.book.restore(await self.store.load())
         if self.book.positions:
             log.info("restored %d positions", len(self.book.positions))
-        self._task = asyncio.create_task(self._run(), name="portfolio-writer")
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval_s)
-            try:
-                await self.flush()
-            except Exception:
-                log.exception("saving positions failed; will retry")
+        self.start_timer()
 
     async def flush(self) -> None:
         positions, closed = self.book.take_dirty()
@@ -83,12 +74,8 @@ class PortfolioWriter:
         self.flushes += 1
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
         try:
-            await self.flush()
+            await self.stop_timer_and_flush()
         finally:
             await self.store.close()
 
