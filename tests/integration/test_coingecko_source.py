@@ -7,7 +7,7 @@ import itertools
 import logging
 import time
 from collections.abc import AsyncIterator
-from email.utils import formatdate
+from email.utils import formatdate, parsedate_to_datetime
 from typing import Any
 
 import pytest
@@ -99,7 +99,11 @@ async def test_429_with_retry_after_seconds_stops_every_call_that_long(coingecko
 
 
 async def test_429_with_retry_after_as_an_http_date(coingecko: CoinGeckoServer) -> None:
-    await _rate_limited(coingecko, formatdate(time.time() + 3, usegmt=True), 2.0)  # whole seconds: 2 to 3 s
+    date = formatdate(time.time() + 3, usegmt=True)  # whole seconds: the source may call again at that second
+    loop = asyncio.get_running_loop()
+    not_before = loop.time() + parsedate_to_datetime(date).timestamp() - time.time()  # the date, in loop time
+    await _rate_limited(coingecko, date, 1.0)
+    assert coingecko.markets_requests()[1].at >= not_before - 0.02
 
 
 async def _rate_limited(coingecko: CoinGeckoServer, retry_after: str, at_least_s: float) -> None:
