@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from .orphans import die_with_parent
 from .service import free_port
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -46,7 +47,7 @@ class RedisServer:
         self.proc = subprocess.Popen(
             [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir),
              "--save", "", "--appendonly", "no", "--protected-mode", "yes"],
-            stdout=log, stderr=subprocess.STDOUT)
+            stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:  # start-up, not data: polling the port is the honest wait
             if self.proc.poll() is not None:

@@ -19,6 +19,8 @@ import httpx
 from pricefeed.app import App
 from pricefeed.config import load_settings
 
+from .orphans import die_with_parent
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -87,7 +89,7 @@ class ServiceProcess:
                "--log-level", "DEBUG", *rpc, *self.args]
         env = {**os.environ, **self.env}
         with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=die_with_parent)
         await self.wait_ready(timeout_s)
 
     async def wait_ready(self, timeout_s: float) -> None:
