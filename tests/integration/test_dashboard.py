@@ -86,6 +86,7 @@ async def test_the_page_loads_clean_and_shows_every_feed_with_moving_prices(serv
 
         await expect(page.locator("#source-sim .light")).to_have_attribute("data-health", "green")
         await expect(page.locator("#source-sim td.state")).to_have_text("connected")
+        await expect(page.locator("#source-sim td.latency")).to_have_text(re.compile(r"^\d+ ms$"))
         await expect(page.locator("#face-hermes_ws td.num")).to_have_text("1", timeout=TIMEOUT_MS)  # this page
         await expect(page.locator("#face-seed000 td.num")).to_have_text("0")
         await expect(page.locator("#deliveries-rate")).to_have_text(re.compile(r"^\d"), timeout=TIMEOUT_MS)

@@ -36,6 +36,8 @@
   const formatPrice = (value, expo) => value.toLocaleString("en-US",
     { minimumFractionDigits: decimalsFor(value, expo), maximumFractionDigits: decimalsFor(value, expo) });
   const seconds = (s) => s === null || s === undefined ? "–" : s < 10 ? `${s.toFixed(1)} s` : `${Math.round(s)} s`;
+  const milliseconds = (ms) => typeof ms !== "number" ? "–"
+    : Math.abs(ms) >= 10_000 ? seconds(ms / 1000) : `${Math.round(ms) || 0} ms`;  // || 0: no "-0 ms"
   const duration = (s) => {
     const d = Math.floor(s / 86400), h = Math.floor(s % 86400 / 3600), m = Math.floor(s % 3600 / 60);
     return d ? `up ${d}d ${h}h` : h ? `up ${h}h ${m}m` : `up ${m}m ${Math.floor(s % 60)}s`;
@@ -318,16 +320,15 @@
       light.append(el("span", "light"));
       const name = el("td", "name", s.name);
       if (s.simulated) name.append(el("span", "sim", "sim"));
-      row.append(light, name, el("td", "state"), el("td", "num"), el("td", "num"), el("td", "num"), el("td", "num"),
-        el("td", "error"));
+      row.append(light, name, el("td", "state"), el("td", "num reconnects"), el("td", "num age"),
+        el("td", "num latency"), el("td", "num rate"), el("td", "error"));
       return row;
     }, (row, s) => {
       const light = row.querySelector(".light");
       light.dataset.health = SOURCE_HEALTH[s.state] || "red";
       light.title = s.state;
-      const latency = s.upstream_latency_ms ?? s.latency_ms;
       const texts = [s.state, String(s.reconnects), seconds(s.last_message_age_s),
-        typeof latency === "number" ? `${latency.toFixed(0)} ms` : "–", rate(s.updates_per_second),
+        milliseconds(s.upstream_latency_ms), rate(s.updates_per_second),
         s.last_error || ""];
       texts.forEach((text, i) => { if (row.cells[i + 2].textContent !== text) row.cells[i + 2].textContent = text; });
       row.cells[2].className = `state ${light.dataset.health}`;
