@@ -20,7 +20,7 @@ from ..coingecko_server import CoinGeckoServer
 from ..service import ServiceProcess
 
 TIMEOUT_MS = 15_000
-BTC = '#feeds tr[data-symbol="Crypto.BTC/USD"]'
+BTC = '#feed-rows .row[data-symbol="Crypto.BTC/USD"]'
 
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")  # one browser and one simulated market for the module
@@ -50,17 +50,18 @@ async def service(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Ser
 
 
 def visible_symbols(page: Page) -> Any:
-    return page.locator("#feeds tbody tr:not([hidden])").evaluate_all("rows => rows.map(r => r.dataset.symbol)")
+    return page.locator("#feed-rows .row:not([hidden])").evaluate_all("rows => rows.map(r => r.dataset.symbol)")
 
 
 async def wait_for_price_change(page: Page, row: str) -> None:
-    """Wait until the row shows a price, then until it shows another one."""
+    """Wait until the row shows a price, then until it shows another one (in its cell's text, not only its value:
+    two prices may round to the same text)."""
     await expect(page.locator(row)).to_have_attribute("data-price", re.compile(r"^-?\d"), timeout=TIMEOUT_MS)
     first = await page.locator(row).get_attribute("data-price")
-    text = await page.locator(f"{row} td.price").text_content()
-    await page.wait_for_function("([row, first]) => document.querySelector(row).dataset.price !== first",
-                                 arg=[row, first], timeout=TIMEOUT_MS)
-    assert await page.locator(f"{row} td.price").text_content() != text
+    text = await page.locator(f"{row} .price").text_content()
+    await page.wait_for_function("([row, text]) => document.querySelector(`${row} .price`).textContent !== text",
+                                 arg=[row, text], timeout=TIMEOUT_MS)
+    assert await page.locator(row).get_attribute("data-price") != first
 
 
 async def test_the_page_loads_clean_and_shows_every_feed_with_moving_prices(service: ServiceProcess,
@@ -72,7 +73,7 @@ async def test_the_page_loads_clean_and_shows_every_feed_with_moving_prices(serv
         assert response is not None and response.status == 200
         assert "connect-src 'self'" in response.headers["content-security-policy"]
 
-        rows = page.locator("#feeds tbody tr")
+        rows = page.locator("#feed-rows .row")
         await expect(rows).to_have_count(len(feeds), timeout=TIMEOUT_MS)
         assert await rows.evaluate_all("rows => rows.map(r => r.dataset.symbol)") == [f["symbol"] for f in feeds]
         assert len(feeds) == 23
@@ -109,14 +110,14 @@ async def test_search_and_asset_type_filter_leave_exactly_the_matching_rows(serv
     async with watched_page(browser) as watched:
         page = watched.page
         await page.goto(service.api_url + "/")
-        await expect(page.locator("#feeds tbody tr")).to_have_count(len(feeds), timeout=TIMEOUT_MS)
+        await expect(page.locator("#feed-rows .row")).to_have_count(len(feeds), timeout=TIMEOUT_MS)
         assert await page.locator("#asset-type option").evaluate_all("os => os.map(o => o.value)") == \
             ["", "crypto", "equity", "fx"]
 
         async def narrowed(needle: str, asset_type: str, count: int) -> list[str]:
             await page.fill("#search", needle)
             await page.select_option("#asset-type", asset_type)
-            await expect(page.locator("#feeds tbody tr:not([hidden])")).to_have_count(count)
+            await expect(page.locator("#feed-rows .row:not([hidden])")).to_have_count(count)
             shown: list[str] = await visible_symbols(page)
             return shown
 
@@ -200,7 +201,7 @@ async def _with_token(service: ServiceProcess, browser: Browser) -> None:
     async with watched_page(browser) as watched:
         page = watched.page
         await page.goto(service.api_url + "/?token=dashboard-secret")
-        await expect(page.locator("#feeds tbody tr")).to_have_count(len(feeds), timeout=TIMEOUT_MS)
+        await expect(page.locator("#feed-rows .row")).to_have_count(len(feeds), timeout=TIMEOUT_MS)
         await wait_for_price_change(page, BTC)  # over /ws, with the key
         await expect(page.locator("#source-sim .light")).to_have_attribute("data-health", "green")
         await expect(page.locator("#face-hermes_ws td.num")).to_have_text("1", timeout=TIMEOUT_MS)

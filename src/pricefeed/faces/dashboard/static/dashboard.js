@@ -6,7 +6,7 @@
   const SPARK_WINDOW_S = 300;         // the sparkline shows the last five minutes
   const BACKFILL_STEP_S = 5;          // earlier points from the service's history, one per 5 s
   const STATUS_EVERY_MS = 2000;
-  const FEEDS_EVERY_MS = 5000;
+  const FEEDS_EVERY_MS = 10_000;      // statuses and new feeds (the whole list: not too often with many feeds)
   const SPARK_W = 120, SPARK_H = 26;
   const SVG = "http://www.w3.org/2000/svg";
 
@@ -15,7 +15,7 @@
   const withToken = (path) => token ? `${path}${path.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}` : path;
 
   const $ = (id) => document.getElementById(id);
-  const feedRows = $("feeds").tBodies[0];
+  const feedRows = $("feed-rows");
   const search = $("search");
   const typeSelect = $("asset-type");
 
@@ -62,16 +62,21 @@
 
   // ---- feeds table
 
+  // Rows are kept in symbol order; new rows at the end go in one fragment (the first load appends them all).
+  const order = [];
+  let tail = document.createDocumentFragment();
+  const typeKeys = new Set();
+
   function addFeed(info) {
-    const row = el("tr");
+    const row = el("div", "row");
     row.dataset.id = info.id;
     row.dataset.symbol = info.symbol;
-    const name = el("td", "feed");
+    const name = el("div", "feed");
     name.append(el("span", "symbol", info.display_symbol), el("span", "description", info.attributes.description || ""));
-    const type = el("td", "type", info.asset_type);
-    const price = el("td", "num price", "–");
-    const change = el("td", "num change", "–");
-    const sparkCell = el("td", "spark");
+    const type = el("div", "type", info.asset_type);
+    const price = el("div", "num price", "–");
+    const change = el("div", "num change", "–");
+    const sparkCell = el("div", "spark");
     const spark = document.createElementNS(SVG, "svg");
     spark.setAttribute("viewBox", `0 0 ${SPARK_W} ${SPARK_H}`);
     spark.setAttribute("width", SPARK_W);
@@ -79,18 +84,19 @@
     const line = document.createElementNS(SVG, "polyline");
     spark.append(line);
     sparkCell.append(spark);
-    const status = el("td", "status");
+    const status = el("div", "status");
     const badge = el("span", "badge");
     status.append(badge);
     if (info.simulated) status.append(el("span", "sim", "sim"));
-    row.append(name, type, price, change, sparkCell, status, el("td", "source", info.source));
+    row.append(name, type, price, change, sparkCell, status, el("div", "source", info.source));
     const feed = {
       id: info.id, symbol: info.symbol, typeKey: typeKey(info.asset_type), row, expo: info.expo,
       haystack: `${info.symbol} ${info.display_symbol} ${info.attributes.description || ""}`.toLowerCase(),
-      cells: { price, change, line, badge }, points: [], price: null, shownPrice: null, status: null,
+      cells: { price, change, line, badge }, points: [], price: null, shownPrice: null, status: null, tick: null,
     };
     feeds.set(info.id, feed);
     insertSorted(feed);
+    visibility.observe(row);
     addTypeOption(info.asset_type);
     if (info.price !== null) notePrice(feed, Math.floor(Date.parse(info.publish_time) / 1000), info.price, info.expo);
     setStatus(feed, info.status);
@@ -99,15 +105,34 @@
   }
 
   function insertSorted(feed) {
-    for (const other of feedRows.rows) {
-      if (other.dataset.symbol > feed.symbol) { feedRows.insertBefore(feed.row, other); return; }
+    let low = 0, high = order.length;
+    while (low < high) {
+      const middle = (low + high) >> 1;
+      if (order[middle].symbol <= feed.symbol) low = middle + 1; else high = middle;
     }
-    feedRows.append(feed.row);
+    const next = order[low];
+    order.splice(low, 0, feed);
+    if (next && next.row.parentNode === feedRows) feedRows.insertBefore(feed.row, next.row);
+    else if (next) next.row.before(feed.row);  // next is in the tail fragment, not yet in the table
+    else tail.append(feed.row);
+  }
+
+  function appendTail() {
+    feedRows.append(tail);
+    tail = document.createDocumentFragment();
+  }
+
+  function removeFeed(feed) {
+    feed.row.remove();
+    visibility.unobserve(feed.row);
+    order.splice(order.indexOf(feed), 1);
+    feeds.delete(feed.id);
   }
 
   function addTypeOption(assetType) {
     const key = typeKey(assetType);
-    if ([...typeSelect.options].some((o) => o.value === key)) return;
+    if (typeKeys.has(key)) return;
+    typeKeys.add(key);
     const option = el("option", "", assetType);
     option.value = key;
     const after = [...typeSelect.options].slice(1).find((o) => o.value > key);
@@ -163,6 +188,15 @@
     markDirty(feed.id);
   }
 
+  // Only rows on screen (or near it) are drawn; a row that comes into view is drawn then.
+  const inView = new Set();
+  const visibility = new IntersectionObserver((entries) => {
+    for (const entry of entries) {
+      const id = entry.target.dataset.id;
+      if (entry.isIntersecting) { inView.add(id); markDirty(id); } else inView.delete(id);
+    }
+  }, { rootMargin: "100% 0px" });
+
   function markDirty(id) {
     dirty.add(id);
     if (!frame) frame = requestAnimationFrame(draw);
@@ -173,13 +207,13 @@
     const from = clock - SPARK_WINDOW_S;
     for (const id of dirty) {
       const feed = feeds.get(id);
-      if (!feed || feed.row.hidden) continue;
+      if (!feed || !inView.has(id)) continue;
       const points = feed.points;
       while (points.length > 2 && points[1][0] < from) points.shift();    // keep one point left of the window
       if (feed.price !== null && feed.price !== feed.shownPrice) {
         feed.cells.price.textContent = formatPrice(feed.price, feed.expo);
         feed.row.dataset.price = String(feed.price);
-        if (feed.shownPrice !== null) flash(feed.cells.price, feed.price > feed.shownPrice ? "tick-up" : "tick-down");
+        if (feed.shownPrice !== null) flash(feed, feed.price > feed.shownPrice ? "up" : "down");
         feed.shownPrice = feed.price;
       }
       drawChange(feed, from);
@@ -188,10 +222,11 @@
     dirty.clear();
   }
 
-  function flash(cell, cls) {
-    cell.classList.remove("tick-up", "tick-down");
-    void cell.offsetWidth;  // restart the animation
-    cell.classList.add(cls);
+  const TICK = { up: [{ color: "#2fbf71" }, { color: "#d8dee6" }], down: [{ color: "#f0524f" }, { color: "#d8dee6" }] };
+
+  function flash(feed, direction) {  // the Web Animations API: no style attribute, no forced layout
+    if (feed.tick) feed.tick.cancel();
+    feed.tick = feed.cells.price.animate(TICK[direction], { duration: 800, easing: "ease-out" });
   }
 
   function drawChange(feed, from) {
@@ -288,9 +323,8 @@
       if (feed) setStatus(feed, info.status);
       else added.push(addFeed(info).id);
     }
-    for (const [id, feed] of feeds) {
-      if (!seen.has(id)) { feed.row.remove(); feeds.delete(id); }
-    }
+    appendTail();
+    for (const [id, feed] of feeds) if (!seen.has(id)) removeFeed(feed);
     filterAll();
     $("feed-count").textContent = String(feeds.size);
     return added;
