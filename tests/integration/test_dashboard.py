@@ -20,6 +20,8 @@ from ..coingecko_server import CoinGeckoServer
 from ..service import ServiceProcess
 
 TIMEOUT_MS = 15_000
+STRESSED_MS = 60_000
+"""The stress test's waits: 2000 feeds at 5000 updates a second share the machine with the browser."""
 BTC = '#feed-rows .row[data-symbol="Crypto.BTC/USD"]'
 
 
@@ -53,14 +55,14 @@ def visible_symbols(page: Page) -> Any:
     return page.locator("#feed-rows .row:not([hidden])").evaluate_all("rows => rows.map(r => r.dataset.symbol)")
 
 
-async def wait_for_price_change(page: Page, row: str) -> None:
+async def wait_for_price_change(page: Page, row: str, timeout_ms: float = TIMEOUT_MS) -> None:
     """Wait until the row shows a price, then until it shows another one (in its cell's text, not only its value:
     two prices may round to the same text)."""
-    await expect(page.locator(row)).to_have_attribute("data-price", re.compile(r"^-?\d"), timeout=TIMEOUT_MS)
+    await expect(page.locator(row)).to_have_attribute("data-price", re.compile(r"^-?\d"), timeout=timeout_ms)
     first = await page.locator(row).get_attribute("data-price")
     text = await page.locator(f"{row} .price").text_content()
     await page.wait_for_function("([row, text]) => document.querySelector(`${row} .price`).textContent !== text",
-                                 arg=[row, text], timeout=TIMEOUT_MS)
+                                 arg=[row, text], timeout=timeout_ms)
     assert await page.locator(row).get_attribute("data-price") != first
 
 
@@ -207,3 +209,29 @@ async def _with_token(service: ServiceProcess, browser: Browser) -> None:
         await expect(page.locator("#face-hermes_ws td.num")).to_have_text("1", timeout=TIMEOUT_MS)
     assert watched.errors == []
     assert all("token=dashboard-secret" in url for url in watched.urls)
+
+
+@pytest.mark.slow
+async def test_with_two_thousand_feeds_every_row_is_there_and_rows_scrolled_to_are_live(
+        tmp_path: Path, browser: Browser) -> None:
+    async with simulated(tmp_path / "db", "--sim-feeds", "2000", "--sim-equities", "false") as service:
+        feeds = (await service.get("/feeds")).json()
+        assert len(feeds) == 2000
+        async with watched_page(browser) as watched:
+            page = watched.page
+            await page.goto(service.api_url + "/")
+            rows = page.locator("#feed-rows .row")
+            await expect(rows).to_have_count(2000, timeout=60_000)
+            assert await rows.evaluate_all("rows => rows.map(r => r.dataset.symbol)") == [f["symbol"] for f in feeds]
+            await wait_for_price_change(page, BTC, STRESSED_MS)
+            far = [f["symbol"] for f in feeds if f["symbol"].startswith("Crypto.SIM")][-1]  # a volatile one
+            assert far == "Crypto.SIM999/USD"
+            row = f'#feed-rows .row[data-symbol="{far}"]'
+            await page.locator(row).scroll_into_view_if_needed()
+            await wait_for_price_change(page, row, STRESSED_MS)  # drawn once on screen
+            await page.fill("#search", "sim1999/")
+            await expect(page.locator("#feed-rows .row:not([hidden])")).to_have_count(1, timeout=STRESSED_MS)
+            assert await visible_symbols(page) == ["Crypto.SIM1999/USD"]
+            await page.fill("#search", "")
+            await expect(page.locator("#feed-rows .row:not([hidden])")).to_have_count(2000, timeout=STRESSED_MS)
+        assert watched.errors == []
