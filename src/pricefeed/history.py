@@ -44,6 +44,14 @@ class PriceHistory:
         index = bisect.bisect_left(times, publish_time_s)
         return kept[index] if index < len(kept) else None
 
+    def since(self, feed_id: FeedId, publish_time_s: int) -> list[PriceUpdate]:
+        """The kept updates (the first of each second) with ``publish_time >= publish_time_s``, oldest first."""
+        kept = self._updates.get(feed_id)
+        if not kept:
+            return []
+        index = bisect.bisect_left([u.publish_time for u in kept], publish_time_s)
+        return [kept[i] for i in range(index, len(kept))]
+
     def size(self) -> int:
         """Updates kept, over all feeds."""
         return sum(len(kept) for kept in self._updates.values())

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 from .. import __version__
 from ..model import Feed, asset_type_key, parse_feed_id, scaled
 from ..transport.listener import Listener
+from .dashboard import create_dashboard_router
 from .hermes_rest import create_hermes_router
 from .lazer import LazerFace
 from .lazer.symbols import create_lazer_router
@@ -127,6 +128,7 @@ def create_rest_app(app: Services, hermes_streams: Listener, lazer: LazerFace | 
     async def metrics() -> Response:
         return Response(app.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
+    api.include_router(create_dashboard_router(app))
     api.include_router(create_hermes_router(app, hermes_streams))
     if lazer is not None:
         api.include_router(create_lazer_router(lazer))

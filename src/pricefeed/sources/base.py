@@ -15,6 +15,9 @@ from ..rate import RateMeter
 
 log = logging.getLogger(__name__)
 
+LATENCY_SMOOTHING = 0.2
+"""The weight of the newest message in the upstream latency (an exponential moving average)."""
+
 
 class SourceState(enum.StrEnum):
     STARTING = "starting"
@@ -37,6 +40,7 @@ class Source(abc.ABC):
         self.reconnects = 0
         self.updates = RateMeter()
         self._last_message_at: float | None = None
+        self._latency_ms: float | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     @abc.abstractmethod
@@ -68,6 +72,13 @@ class Source(abc.ABC):
         if updates:
             self.updates.add(updates)
 
+    def mark_published(self, publish_time_us: int) -> None:
+        """Note the publish time of the newest price a message carried: how old it was on arrival is the upstream
+        latency (smoothed, so one late message does not hide the rest)."""
+        latency_ms = (time.time_ns() // 1000 - publish_time_us) / 1000
+        previous = self._latency_ms
+        self._latency_ms = latency_ms if previous is None else previous + LATENCY_SMOOTHING * (latency_ms - previous)
+
     @property
     def is_up(self) -> bool:
         return self.state == SourceState.CONNECTED
@@ -79,6 +90,7 @@ class Source(abc.ABC):
             "state": str(self.state),
             "simulated": self.simulated,
             "last_message_age_s": age,
+            "upstream_latency_ms": None if self._latency_ms is None else round(self._latency_ms, 1),
             "reconnects": self.reconnects,
             "updates_per_second": round(self.updates.per_second(), 2),
             "updates_total": self.updates.total,

@@ -198,6 +198,8 @@ class CoinGeckoSource(Source):
         if moved:
             self.sink.add_feeds(moved)
         self.mark_message(len(updates))
+        if updates:  # CoinGecko's last_updated: how old its prices are when we get them
+            self.mark_published(max(u.publish_time_us for u in updates))
         self.sink.publish_many(updates)
 
     def status(self) -> dict[str, Any]:

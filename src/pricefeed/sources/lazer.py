@@ -108,6 +108,7 @@ class LazerSource(Source):
                 updates = [u for u in (self._update(message, feed) for feed in message.feeds) if u is not None]
                 self.mark_message(len(updates))
                 if updates:
+                    self.mark_published(max(u.publish_time_us for u in updates))
                     self.sink.publish_many(updates)
                     # One ingest pass per Lazer message: a pass keeps only each feed's newest price, so a backlog
                     # of ticks (after a stall) read in one go would otherwise reach clients as its last tick only.

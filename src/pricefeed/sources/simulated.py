@@ -117,6 +117,8 @@ class SimulatedMarket(Source):
             if self.equities is not None:
                 updates += self.equities.tick(now, updates[0].publish_time_us if updates else now_us())
             self.mark_message(len(updates))
+            if updates:
+                self.mark_published(updates[-1].publish_time_us)
             self.sink.publish_many(updates)
 
     def tick(self, at: datetime | None = None) -> list[PriceUpdate]:

@@ -335,6 +335,7 @@ class HermesSource(Source):
                 stream.out_of_order += 1
         if fresh:
             self.updates.add(len(fresh))
+            self.mark_published(max(u.publish_time_us for u in fresh))
             self.sink.publish_many(fresh)
 
     def _ensure_feed(self, update: PriceUpdate) -> None:

@@ -101,6 +101,7 @@ class KiteSource(Source):
             publish = self._last_publish[token] = max(stamp, self._last_publish.get(token, 0) + 1)
             updates.append(tick_update(tick, feed.id, publish, self.name))
         if updates:
+            self.mark_published(max(u.publish_time_us for u in updates))
             self.sink.publish_many(updates)
 
     def _on_state(self, connected: bool, error: str | None) -> None:
