@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -42,6 +43,8 @@ DIVERGENCE = "divergence"
 RAISED = "raised"
 CLEARED = "cleared"
 STALE = "stale"
+EVALUATE_EVERY_S = 0.05
+"""A busy shared asset is evaluated at most this often by the listener (the hold is seconds long)."""
 TICK_MAX_S = 1.0
 """The ticker runs at least this often (a quarter of the hold when that is shorter)."""
 
@@ -97,7 +100,7 @@ def _rounded(spread: float | None) -> float | None:
 class AssetWatch:
     """One asset: each source's latest update and the flag's state."""
 
-    __slots__ = ("asset", "flagged", "latest", "pending_since", "since", "sources", "spread_bps")
+    __slots__ = ("asset", "evaluated_at", "flagged", "latest", "pending_since", "since", "spread_bps")
 
     def __init__(self, asset: str) -> None:
         self.asset = asset
@@ -109,8 +112,8 @@ class AssetWatch:
         self.pending_since: float | None = None
         """When the condition that would flip the flag (over the threshold, or back under the band) began."""
         self.spread_bps: float | None = None
-        self.sources: dict[str, SourcePrice] = {}
-        """Each source's price at the last evaluation."""
+        """At the last evaluation."""
+        self.evaluated_at = -math.inf
 
 
 class DivergenceWatch:
@@ -151,7 +154,7 @@ class DivergenceWatch:
         if touched:
             now = self.clock()
             for watch in touched:
-                if len(watch.latest) > 1:
+                if len(watch.latest) > 1 and now - watch.evaluated_at >= EVALUATE_EVERY_S:
                     self._evaluate(watch, now)
 
     def _key(self, feed_id: FeedId) -> tuple[Feed | None, AssetWatch | None]:
@@ -174,26 +177,31 @@ class DivergenceWatch:
 
     # -- the evaluation -----------------------------------------------------------------------------
 
-    def _measure(self, watch: AssetWatch, now_us: int) -> None:
-        """Each source's price, age and status, and the spread over the usable ones (None if fewer than two)."""
-        sources: dict[str, SourcePrice] = {}
-        usable: list[float] = []
+    def _spread(self, watch: AssetWatch, now_us: int) -> float | None:
+        """The spread over the usable sources (trading, younger than the max age); None if fewer than two."""
+        oldest = now_us - int(self.max_age_s * 1_000_000)
+        usable = sorted(scaled(u.price, u.expo) for u in watch.latest.values()
+                        if u.status is Status.TRADING and u.publish_time_us >= oldest and u.price > 0)
+        count = len(usable)
+        if count < 2:
+            return None
+        middle = count // 2
+        median = usable[middle] if count % 2 else (usable[middle - 1] + usable[middle]) / 2
+        return (usable[-1] - usable[0]) / median * 10_000
+
+    def _describe(self, watch: AssetWatch, now_us: int) -> dict[str, SourcePrice]:
+        """Each source's price, age and status (``stale`` past the max age), by source name."""
+        sources = {}
         for source, update in sorted(watch.latest.items()):
-            price = scaled(update.price, update.expo)
             age = max(0.0, (now_us - update.publish_time_us) / 1_000_000)
             status = STALE if age > self.max_age_s else str(update.status)
-            sources[source] = SourcePrice(update.feed_id, price, age, status)
-            if status == Status.TRADING and price > 0:
-                usable.append(price)
-        watch.sources = sources
-        watch.spread_bps = None
-        if len(usable) > 1:
-            watch.spread_bps = (max(usable) - min(usable)) / statistics.median(usable) * 10_000
+            sources[source] = SourcePrice(update.feed_id, scaled(update.price, update.expo), age, status)
+        return sources
 
     def _evaluate(self, watch: AssetWatch, now: float) -> None:
         now_us = int(now * 1_000_000)
-        self._measure(watch, now_us)
-        spread = watch.spread_bps
+        watch.evaluated_at = now
+        spread = watch.spread_bps = self._spread(watch, now_us)
         flipping = (spread is None or spread < self.clear_bps) if watch.flagged else (
             spread is not None and spread > self.threshold_bps)
         if not flipping:
@@ -212,12 +220,12 @@ class DivergenceWatch:
             self._publish(watch, RAISED, now_us, int(watch.since * 1_000_000))
 
     def _publish(self, watch: AssetWatch, state: str, now_us: int, since_us: int) -> None:
-        alert = DivergenceAlert(watch.asset, state, now_us, watch.spread_bps, self.threshold_bps, since_us,
-                                dict(watch.sources))
+        sources = self._describe(watch, now_us)
+        alert = DivergenceAlert(watch.asset, state, now_us, watch.spread_bps, self.threshold_bps, since_us, sources)
         self.alerts_published[state] += 1
         log.log(logging.WARNING if state == RAISED else logging.INFO, "divergence %s on %s: %s bps (%s)", state,
                 watch.asset, "-" if watch.spread_bps is None else f"{watch.spread_bps:.1f}",
-                ", ".join(f"{s} {p.price} {p.status}" for s, p in watch.sources.items()))
+                ", ".join(f"{s} {p.price} {p.status}" for s, p in sources.items()))
         self.hub.publish_event(divergence_topic(watch.asset), alert)
 
     # -- what faces and /status read ------------------------------------------------------------------
@@ -228,9 +236,10 @@ class DivergenceWatch:
 
     def flagged(self) -> list[dict[str, Any]]:
         """``/status``'s ``divergences``: each flagged asset's spread, since when, and every source's price."""
+        now_us = int(self.clock() * 1_000_000)
         return [{"asset": w.asset, "spread_bps": _rounded(w.spread_bps),
                  "since": None if w.since is None else iso_time_us(int(w.since * 1_000_000)),
-                 "sources": {s: p.view() for s, p in w.sources.items()}}
+                 "sources": {s: p.view() for s, p in self._describe(w, now_us).items()}}
                 for w in self.shared() if w.flagged]
 
     def asset_of(self, feed_id: FeedId) -> str | None:
@@ -245,21 +254,23 @@ class DivergenceWatch:
         watch = self.assets.get(asset)
         if watch is None or not watch.flagged or watch.since is None:
             return None
-        return DivergenceAlert(watch.asset, RAISED, int(self.clock() * 1_000_000), watch.spread_bps,
-                               self.threshold_bps, int(watch.since * 1_000_000), dict(watch.sources))
+        now_us = int(self.clock() * 1_000_000)
+        return DivergenceAlert(watch.asset, RAISED, now_us, watch.spread_bps, self.threshold_bps,
+                               int(watch.since * 1_000_000), self._describe(watch, now_us))
 
     def view(self, asset: str) -> dict[str, Any] | None:
         """The consolidated view of an asset (evaluated now): every source, the median, the spread, the flag."""
         watch = self.assets.get(asset)
         if watch is None or not watch.latest:
             return None
-        self._measure(watch, int(self.clock() * 1_000_000))
-        usable = [p.price for p in watch.sources.values() if p.status == Status.TRADING]
+        now_us = int(self.clock() * 1_000_000)
+        sources = self._describe(watch, now_us)
+        usable = [p.price for p in sources.values() if p.status == Status.TRADING and p.price > 0]
         return {"asset": watch.asset, "median": statistics.median(usable) if usable else None,
-                "spread_bps": _rounded(watch.spread_bps), "threshold_bps": self.threshold_bps,
+                "spread_bps": _rounded(self._spread(watch, now_us)), "threshold_bps": self.threshold_bps,
                 "clear_bps": self.clear_bps, "diverging": watch.flagged,
                 "since": None if watch.since is None else iso_time_us(int(watch.since * 1_000_000)),
-                "sources": {s: {**p.view(), "feed_id": p.feed_id} for s, p in watch.sources.items()}}
+                "sources": {s: {**p.view(), "feed_id": p.feed_id} for s, p in sources.items()}}
 
     def status(self) -> dict[str, Any]:
         return {"shared_assets": len(self.shared()), "flagged": sum(1 for w in self.assets.values() if w.flagged),
