@@ -172,7 +172,7 @@ class Settings(BaseSettings):
     divergence_hold: float = Field(5.0, ge=0, le=3600, description="Seconds a spread must stay past --divergence-bps "
                                    "(and back under --divergence-clear-bps) before the flag is raised (cleared)")
     divergence_clear_bps: float | None = Field(None, gt=0, description="Spread under which a flagged asset clears "
-                                               "(default: 80 % of --divergence-bps, so it does not flap)")
+                                               "(default: four fifths of --divergence-bps, so it does not flap)")
     divergence_max_age: float = Field(120.0, gt=0, description="Seconds after its publish time that a source's "
                                       "price no longer counts in the spread (it is shown as stale)")
 

@@ -1,7 +1,8 @@
 """The divergence watch in the real service (a subprocess), fed by two fake upstreams that speak their real wire
 formats: Hermes (SSE) and CoinGecko (REST) both carry BTC/USD. When CoinGecko's price drifts 1 % away, the asset is
 flagged in /status, /metrics and /assets, and /ws/alerts carries exactly one raised alert; when the prices
-converge again, exactly one cleared alert, and the flag is gone. An unknown asset is a 404 naming the known ones."""
+converge again, exactly one cleared alert, and the flag is gone. Both /assets routes are in the OpenAPI docs; an
+unknown asset is a 404 naming the known ones."""
 
 from __future__ import annotations
 
@@ -158,6 +159,12 @@ async def test_two_upstreams_drift_apart_raise_the_flag_and_one_alert_then_conve
                                                           "diverging": True}]
         view = (await service.get("/assets/btc/usd")).json()
         assert (view["median"], view["diverging"], view["since"]) == (95_500.0, True, raised["since"])
+        async with connect(f"{service.streams_url}/ws/alerts?owner=late") as late:  # told at once on subscribe
+            assert (await recv_json(late))["type"] == "connection"
+            await send(late, {"type": "subscribe", "symbol": "BTC"})
+            assert (await recv_json(late))["status"] == "subscribed"
+            (current,) = (await recv_json(late))["data"]["divergence_alerts"]
+            assert (current["state"], current["triggered"], current["since"]) == ("raised", False, raised["since"])
 
         upstreams.prices["coingecko"] = 95_000
         cleared = await divergence_alert(ws)
@@ -175,6 +182,8 @@ async def test_two_upstreams_drift_apart_raise_the_flag_and_one_alert_then_conve
         await send(ws, {"type": "ping"})
         assert (await recv_json(ws))["type"] == "pong"
     assert (await service.get("/assets/BTC-USD")).json()["diverging"] is False
+    spec = (await service.get("/openapi.json")).json()
+    assert {"/assets", "/assets/{symbol}"} <= set(spec["paths"])
     unknown = await service.get("/assets/DOGE-EUR")
     assert (unknown.status_code, unknown.json()) == (404, {
         "error": "unknown asset 'DOGE-EUR': expected BASE/QUOTE, e.g. BTC/USD; known assets are BTC/USD"})

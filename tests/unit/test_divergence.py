@@ -10,6 +10,7 @@ import pytest
 from pricefeed.assets import asset_key, parse_asset
 from pricefeed.catalog import KNOWN_FEEDS
 from pricefeed.coins import KNOWN_COINS, Coin
+from pricefeed.config import ConfigError, load_settings
 from pricefeed.divergence import DivergenceAlert, DivergenceCollector, DivergenceWatch, divergence_topic
 from pricefeed.hub import Hub
 from pricefeed.lazer_ids import LAZER_ID_ATTRIBUTE
@@ -282,3 +283,10 @@ async def test_metrics_show_each_shared_assets_spread_and_flag(hub: Hub, watch: 
 def test_the_clear_level_may_not_be_above_the_threshold(hub: Hub) -> None:
     with pytest.raises(ValueError, match="must not be above the threshold"):
         DivergenceWatch(hub, threshold_bps=50, clear_bps=60)
+
+
+def test_settings_refuse_a_clear_level_above_the_threshold() -> None:
+    assert load_settings({"divergence_bps": 50, "divergence_clear_bps": 40}).divergence_clear_bps == 40
+    with pytest.raises(ConfigError, match=r"--divergence-clear-bps \(60.0\) must not be above --divergence-bps "
+                                          r"\(50.0\)"):
+        load_settings({"divergence_bps": 50, "divergence_clear_bps": 60})
