@@ -149,12 +149,14 @@ class DivergenceWatch:
                 cached = self._key(feed_id)
             watch = cached[1]
             if watch is not None:
-                watch.latest[update.source] = update
-                touched.add(watch)
+                latest = watch.latest
+                latest[update.source] = update
+                if len(latest) > 1:
+                    touched.add(watch)
         if touched:
             now = self.clock()
             for watch in touched:
-                if len(watch.latest) > 1 and now - watch.evaluated_at >= EVALUATE_EVERY_S:
+                if now - watch.evaluated_at >= EVALUATE_EVERY_S:
                     self._evaluate(watch, now)
 
     def _key(self, feed_id: FeedId) -> tuple[Feed | None, AssetWatch | None]:

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import asyncio
 
+import orjson
 import pytest
 
+from pricefeed.alerts import AlertEvent
 from pricefeed.assets import asset_key, parse_asset
 from pricefeed.catalog import KNOWN_FEEDS
 from pricefeed.coins import KNOWN_COINS, Coin
 from pricefeed.config import ConfigError, load_settings
 from pricefeed.divergence import DivergenceAlert, DivergenceCollector, DivergenceWatch, divergence_topic
+from pricefeed.faces.streams.codecs import StreamCodecs
+from pricefeed.faces.streams.symbols import SymbolIndex
 from pricefeed.hub import Hub
 from pricefeed.lazer_ids import LAZER_ID_ATTRIBUTE
 from pricefeed.metrics import Metrics
@@ -290,3 +294,34 @@ def test_settings_refuse_a_clear_level_above_the_threshold() -> None:
     with pytest.raises(ConfigError, match=r"--divergence-clear-bps \(60.0\) must not be above --divergence-bps "
                                           r"\(50.0\)"):
         load_settings({"divergence_bps": 50, "divergence_clear_bps": 60})
+
+
+async def test_ws_alerts_messages_name_the_symbol_clients_use_and_list_the_current_divergence(
+        hub: Hub, watch: DivergenceWatch, clock: FakeClock) -> None:
+    kite = exchange_feed("9a" * 32, exchange="NSE", trading_symbol="RELIANCE", name="Reliance", expo=-2, source="kite")
+    sim = exchange_feed("9b" * 32, exchange="NSE", trading_symbol="RELIANCE", name="Reliance", expo=-2, source="sim",
+                        simulated=True)
+    hub.add_feeds([kite, sim])
+    recorder = await recorded(hub, "NSE.RELIANCE/INR")
+    codecs = StreamCodecs(SymbolIndex(hub.feeds), None, watch)
+    watch.add_updates([price(kite, 1400, "kite", T0), price(sim, 1420, "sim", T0)])
+    quiet = orjson.loads(codecs.alerts.encode("alerts:alice:" + kite.id, AlertEvent("alice", kite.id, 0, ())))
+    assert quiet["data"]["divergence_alerts"] == []
+    clock.now = T0 + 5
+    watch.tick()
+    await settle()
+    [raised] = recorder.alerts
+    message = orjson.loads(codecs.divergence.encode(divergence_topic("NSE.RELIANCE/INR"), raised))
+    assert (message["type"], message["data_type"], message["symbol"], message["timestamp"]) == (
+        "data", "alerts", "RELIANCE", "2025-12-03T00:00:05.000Z")
+    assert message["data"] == {
+        "owner": None, "price_alerts": [], "volume_alerts": [], "breakout_alerts": [],
+        "divergence_alerts": [{
+            "type": "divergence", "triggered": True, "state": "raised", "asset": "NSE.RELIANCE/INR",
+            "spread_bps": round(spread(1400, 1420), 4), "threshold_bps": 50, "since": "2025-12-03T00:00:00.000Z",
+            "triggered_at": "2025-12-03T00:00:05.000Z",
+            "sources": {"kite": {"price": 1400.0, "age_s": 5.0, "status": "trading"},
+                        "sim": {"price": 1420.0, "age_s": 5.0, "status": "trading"}}}]}
+    owners = orjson.loads(codecs.alerts.encode("alerts:alice:" + sim.id, AlertEvent("alice", sim.id, 0, ())))
+    [current] = owners["data"]["divergence_alerts"]
+    assert (current["triggered"], current["state"], current["asset"]) == (False, "raised", "NSE.RELIANCE/INR")

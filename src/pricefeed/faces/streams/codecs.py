@@ -239,14 +239,20 @@ def divergence_json(alert: DivergenceAlert, triggered: bool) -> dict[str, Any]:
 
 class DivergenceCodec:
     """/ws/alerts: a divergence raised or cleared on the subscribed symbol's asset, in the seed's ``data`` message
-    (its three lists empty: no owner's alert fired) with ``divergence_alerts`` holding it."""
+    (its three lists empty: no owner's alert fired) with ``divergence_alerts`` holding it. Its ``symbol`` is the
+    one clients use for the asset's feeds (``RELIANCE`` for ``NSE.RELIANCE/INR``)."""
 
     face = FACE
 
+    def __init__(self, context: _Context) -> None:
+        self.context = context
+
     def encode(self, topic: Topic, item: object) -> bytes:
         assert isinstance(item, DivergenceAlert)
+        first = next(iter(item.sources.values()), None)
+        symbol = item.asset if first is None else self.context.symbols.symbol_of(first.feed_id)
         return orjson.dumps({
-            "type": "data", "data_type": "alerts", "symbol": item.asset, "timestamp": iso_time(item.time_us),
+            "type": "data", "data_type": "alerts", "symbol": symbol, "timestamp": iso_time(item.time_us),
             "data": {"owner": None, **{name: [] for name in LIST_NAMES},
                      "divergence_alerts": [divergence_json(item, triggered=True)]},
         })
@@ -294,4 +300,4 @@ class StreamCodecs:
         self.analysis = AnalysisCodec(context)
         self.alerts = AlertsCodec(context)
         self.portfolio = PortfolioCodec(context)
-        self.divergence = DivergenceCodec()
+        self.divergence = DivergenceCodec(context)
