@@ -1,10 +1,10 @@
 """The cross-source divergence watch: where sources carry the same asset, how far apart their prices are.
 
 A hub listener keeps, per asset (:func:`~pricefeed.assets.asset_key`) and per
-source, the source's latest accepted update: one dict lookup and one store per
-update, nothing else on the pass. Assets that two or more sources carry are then
-evaluated once per pass (only those the pass touched) and on a ticker (so a hold
-ends and a source ages out when no price comes): the spread is
+source, the source's latest accepted update: a dict lookup and a store per
+update. Assets that two or more sources carry are then evaluated at the end of
+the pass (those it touched, each at most every :data:`EVALUATE_EVERY_S`) and on
+a ticker (so a hold ends and a source ages out when no price comes): the spread is
 ``(highest - lowest) / median`` in basis points over the sources whose price is
 trading and younger than ``max_age_s``.
 
