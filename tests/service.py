@@ -90,7 +90,13 @@ class ServiceProcess:
         env = {**os.environ, **self.env}
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=die_with_parent)
-        await self.wait_ready(timeout_s)
+        try:
+            await self.wait_ready(timeout_s)
+        except BaseException:  # not ready (a busy machine): leave no service behind, whatever the test does next
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            raise
 
     async def wait_ready(self, timeout_s: float) -> None:
         """Poll /health until the service answers (start-up, not data, so polling is the honest wait)."""

@@ -23,6 +23,7 @@ from .analytics.market import MarketDays
 from .analytics.writer import AnalyticsWriter
 from .components import Assembly, Component, Task
 from .config import Settings
+from .divergence import DivergenceCollector, DivergenceWatch
 from .faces import Listening, build_listeners
 from .faces.services import Services
 from .history import PriceHistory
@@ -70,6 +71,10 @@ class App:
         self.hub.add_listener(self.alerts.add_updates)
         self.portfolio = PortfolioBook(self.hub, self._day_change)
         self.hub.add_listener(self.portfolio.add_updates)
+        self.divergence = DivergenceWatch(self.hub, settings.divergence_bps, settings.divergence_hold,
+                                          settings.divergence_clear_bps, settings.divergence_max_age)
+        self.hub.add_listener(self.divergence.add_updates)
+        self.metrics.registry.register(DivergenceCollector(self.divergence))
         self.sources: list[Source] = [create_source(name, self.ingest, settings) for name in settings.source]
         # The local oracle is a source only when there are local products for publishers to price.
         self.oracle: LocalOracle | None = None
@@ -89,7 +94,7 @@ class App:
                                     slow_client_timeout_s=settings.slow_client_timeout,
                                     idle_timeout_s=settings.handshake_timeout),
             health=self.health, status=self.status, stopping=lambda: self.stopping, analytics=self.analytics,
-            alerts=self.alerts, portfolio=self.portfolio, access=access_policy(settings))
+            alerts=self.alerts, portfolio=self.portfolio, access=access_policy(settings), divergence=self.divergence)
         self.listeners: Listening = build_listeners(self.services, settings, self.oracle, slot_clock)
         self.assembly = Assembly([
             Task("store", self._open_store, self.store.close),
@@ -97,6 +102,7 @@ class App:
             *self._analytics_writer(),
             AlertWriter(self.alerts, AlertStore(settings.db), settings.store_flush_interval),
             PortfolioWriter(self.portfolio, PortfolioStore(settings.db), settings.store_flush_interval),
+            Task("divergence watch", self.divergence.start, self.divergence.stop, self.divergence.status),
             *self.sources,
             *self.listeners.components(),
         ])
@@ -240,4 +246,5 @@ class App:
             **({"pythd": self.listeners.pythd.status()} if self.listeners.pythd is not None else {}),
             **({"crypto": self.listeners.crypto.status()} if self.listeners.crypto is not None else {}),
             "candles": self.analytics.candles.status(),
+            "divergences": self.divergence.flagged(),
         }

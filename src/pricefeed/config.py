@@ -167,6 +167,21 @@ class Settings(BaseSettings):
         description="Redis password (env REDIS_PASSWORD too); never logged")
     redis_prefix: str = Field("pricefeed:", description="Prefix of pricefeed's Redis keys (processes sharing it share "
                                                        "one cache)")
+    divergence_bps: float = Field(50.0, gt=0, description="Spread between sources of one asset, in basis points of "
+                                  "their median, past which the asset is flagged as diverging")
+    divergence_hold: float = Field(5.0, ge=0, le=3600, description="Seconds a spread must stay past --divergence-bps "
+                                   "(and back under --divergence-clear-bps) before the flag is raised (cleared)")
+    divergence_clear_bps: float | None = Field(None, gt=0, description="Spread under which a flagged asset clears "
+                                               "(default: four fifths of --divergence-bps, so it does not flap)")
+    divergence_max_age: float = Field(120.0, gt=0, description="Seconds after its publish time that a source's "
+                                      "price no longer counts in the spread (it is shown as stale)")
+
+    @model_validator(mode="after")
+    def _divergence_band(self) -> Settings:
+        if self.divergence_clear_bps is not None and self.divergence_clear_bps > self.divergence_bps:
+            raise ValueError(f"--divergence-clear-bps ({self.divergence_clear_bps}) must not be above "
+                             f"--divergence-bps ({self.divergence_bps})")
+        return self
 
 
     @field_validator("source", "pyth_sse_url", "feeds", "rpc_publisher", "rpc_origins", "cors_origins",

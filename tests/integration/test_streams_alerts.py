@@ -19,7 +19,7 @@ from ..wsclient import recv_json, recv_until, send
 
 SETTINGS: dict[str, Any] = {"sim_interval": 0.05, "sim_equities": True, "sim_market_hours": False,
                             "candle_intervals": ["1s", "1m"], "seed": 4}
-LISTS = ("price_alerts", "volume_alerts", "breakout_alerts")
+LISTS = ("price_alerts", "volume_alerts", "breakout_alerts", "divergence_alerts")
 
 
 @pytest.fixture
@@ -59,7 +59,8 @@ async def test_a_firing_reaches_only_its_owners_connections_on_the_symbol_once(a
             connect(url(app, "?owner=alice")) as alice_tcs, connect(url(app)) as bob, \
             connect(f"ws://127.0.0.1:{app.streams_port}/ws/stream") as stream:
         empty = await subscribed(alice, "RELIANCE")
-        assert empty["data"] == {"owner": "alice", "price_alerts": [], "volume_alerts": [], "breakout_alerts": []}
+        assert empty["data"] == {"owner": "alice", "price_alerts": [], "volume_alerts": [], "breakout_alerts": [],
+                                 "divergence_alerts": []}
         await subscribed(alice_too, "RELIANCE")
         await subscribed(alice_tcs, "TCS")
         assert (await subscribed(bob, "RELIANCE", owner="bob"))["data"]["owner"] == "bob"
@@ -77,6 +78,7 @@ async def test_a_firing_reaches_only_its_owners_connections_on_the_symbol_once(a
             assert set(fired["data"]) == {"owner", *LISTS}
             (got,) = fired["data"]["price_alerts"]
             assert fired["data"]["volume_alerts"] == fired["data"]["breakout_alerts"] == []
+            assert fired["data"]["divergence_alerts"] == []  # one source: nothing to compare
             assert (got["id"], got["triggered"], got["triggers"], got["armed"]) == (alert["id"], True, 1, False)
             assert got["value"] > 0.01 and got["triggered_at"] == fired["timestamp"]
         # Ten more RELIANCE prices: no second firing, and nothing to bob or to alice's TCS connection.

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from .. import __version__
+from ..assets import parse_asset
 from ..model import Feed, asset_type_key, parse_feed_id, scaled
 from ..transport.listener import Listener
 from .dashboard import create_dashboard_router
@@ -40,6 +41,36 @@ class FeedOut(BaseModel):
     publish_time: str | None
     seq: int | None
     attributes: dict[str, str]
+
+
+class AssetSourceOut(BaseModel):
+    price: float
+    age_s: float
+    """Seconds since the source's publish time."""
+    status: str
+    """The source's status: trading, halted, ..., or stale (older than --divergence-max-age)."""
+    feed_id: str
+
+
+class AssetOut(BaseModel):
+    asset: str
+    median: float | None
+    """The median of the usable sources' prices (trading, not stale)."""
+    spread_bps: float | None
+    """(highest - lowest) / median of the usable prices, in basis points; null with fewer than two."""
+    threshold_bps: float
+    clear_bps: float
+    diverging: bool
+    since: str | None
+    """While diverging: when the divergence began."""
+    sources: dict[str, AssetSourceOut]
+
+
+class AssetSummary(BaseModel):
+    asset: str
+    sources: list[str]
+    spread_bps: float | None
+    diverging: bool
 
 
 class ApiError(Exception):
@@ -123,6 +154,27 @@ def create_rest_app(app: Services, hermes_streams: Listener, lazer: LazerFace | 
     @api.get("/status", summary="Uptime, connections, subscriptions, and the state of every source")
     async def status() -> dict[str, Any]:
         return app.status()
+
+    @api.get("/assets", response_model=list[AssetSummary],
+             summary="Assets that two or more sources carry, with their spread and whether they diverge")
+    async def assets() -> list[AssetSummary]:
+        watch = app.divergence
+        if watch is None:
+            return []
+        return [AssetSummary(asset=w.asset, sources=sorted(w.latest), spread_bps=w.spread_bps, diverging=w.flagged)
+                for w in watch.shared()]
+
+    @api.get("/assets/{symbol:path}", response_model=AssetOut,
+             summary="One asset across sources: each source's price, age and status, the median and the spread")
+    async def asset(symbol: str) -> AssetOut:
+        key = parse_asset(symbol)
+        view = None if app.divergence is None else app.divergence.view(key)
+        if view is None:
+            known = [] if app.divergence is None else sorted(app.divergence.assets)
+            shown = ", ".join(known[:40]) + (f" and {len(known) - 40} more" if len(known) > 40 else "")
+            raise ApiError(404, f"unknown asset {symbol!r}: expected BASE/QUOTE, e.g. BTC/USD; known assets are "
+                                f"{shown or 'none yet'}")
+        return AssetOut.model_validate(view)
 
     @api.get("/metrics", summary="Prometheus metrics")
     async def metrics() -> Response:

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..alerts import AlertBook
 from ..analytics import Analytics
+from ..divergence import DivergenceWatch
 from ..history import PriceHistory
 from ..hub import Hub
 from ..metrics import Metrics
@@ -38,3 +39,5 @@ class Services:
     """Every owner's positions (the stream service's /ws/portfolio and /portfolio)."""
     access: AccessPolicy = OPEN_POLICY
     """Keys and per-IP limits, applied by the transports (``policy.py``)."""
+    divergence: DivergenceWatch | None = None
+    """Where sources carrying the same asset disagree (``/status``, ``/assets``, /ws/alerts)."""

@@ -29,9 +29,9 @@ __all__ = ["create_streams_server"]
 def create_streams_server(services: Services, settings: Settings) -> tuple[ApiServer, list[Listener]]:
     """The service's server and its four WebSocket listeners (one per endpoint, sharing one context)."""
     symbols = SymbolIndex(services.hub.feeds)
-    codecs = StreamCodecs(symbols, services.analytics)
+    codecs = StreamCodecs(symbols, services.analytics, services.divergence)
     context = StreamContext(services.hub, symbols, codecs, services.analytics, settings.max_subscriptions,
-                            services.alerts, services.portfolio)
+                            services.alerts, services.portfolio, services.divergence)
     origins = OriginPolicy.of(settings.cors_origins)
     # A connection is pinged every half of the idle timeout; one that sent nothing since the last ping is closed.
     limits = dataclasses.replace(services.limits, ping_interval_s=settings.streams_idle_timeout / 2,

@@ -4,6 +4,8 @@ A connection belongs to one ``owner`` (see :mod:`.owned`). ``create_alert`` (``s
 ``list_alerts`` (optionally of one ``symbol``) and ``delete_alert``
 (``alert_id``) manage the owner's alerts; ``subscribe`` to a symbol brings at
 once the owner's alerts on it, then a ``data`` message each time one fires.
+Whoever subscribes to a symbol (owner or not) also gets each divergence raised or
+cleared on its asset (``divergence_alerts``, see :mod:`pricefeed.divergence`).
 """
 
 from __future__ import annotations
@@ -12,17 +14,21 @@ from collections.abc import Callable
 from typing import Any
 
 from ...alerts import AlertBook, AlertEvent, alert_view, alerts_topic
+from ...divergence import DivergenceWatch, divergence_topic
 from ...model import FeedId, now_us
-from .codecs import AlertsCodec, alert_json
+from .codecs import StreamCodecs, alert_json
 from .owned import Host, OwnedChannel
 from .subscription import Subscription
 
 
 class AlertChannel(OwnedChannel):
-    def __init__(self, session: Host, book: AlertBook, codec: AlertsCodec) -> None:
+    def __init__(self, session: Host, book: AlertBook, codecs: StreamCodecs,
+                 divergence: DivergenceWatch | None = None) -> None:
         super().__init__(session)
         self.book = book
-        self.codec = codec
+        self.codec = codecs.alerts
+        self.divergence_codec = codecs.divergence
+        self.divergence = divergence
 
     def handlers(self) -> dict[str, Callable[[dict[str, Any]], None]]:
         return {"create_alert": self._create, "list_alerts": self._list, "delete_alert": self._delete}
@@ -30,14 +36,15 @@ class AlertChannel(OwnedChannel):
     def start(self, subscription: Subscription) -> None:
         """The owner's alerts on the symbol at once, then each firing (not conflated: every one arrives)."""
         owner = self.owner
-        if owner is None:
-            self.session.peer.send(self._snapshot("", subscription.feed_id))
-            return
-        self.session.peer.send(self._snapshot(owner, subscription.feed_id))
-        topic = alerts_topic(owner, subscription.feed_id)
-        lane = self.session.final_lane(self.codec)
-        subscription.topics.append((topic, lane))
-        self.session.hub.subscribe(topic, lane)
+        self.session.peer.send(self._snapshot(owner or "", subscription.feed_id))
+        topics = subscription.topics
+        asset = None if self.divergence is None else self.divergence.asset_of(subscription.feed_id)
+        if asset is not None:
+            topics.append((divergence_topic(asset), self.session.final_lane(self.divergence_codec)))
+        if owner is not None:
+            topics.append((alerts_topic(owner, subscription.feed_id), self.session.final_lane(self.codec)))
+        for topic, lane in topics:
+            self.session.hub.subscribe(topic, lane)
 
     def _snapshot(self, owner: str, feed_id: FeedId) -> bytes:
         event = self.book.event(owner, feed_id, now_us()) if owner else AlertEvent("", feed_id, now_us(), ())

@@ -21,6 +21,7 @@ from ...analytics import Analytics
 from ...analytics.analysis import Analysis
 from ...analytics.candles import Bar
 from ...analytics.market import DayStats
+from ...divergence import DivergenceAlert, DivergenceWatch
 from ...model import DepthLevel, PriceUpdate, now_us, scaled
 from ...portfolio import Valuation
 from ...topics import Topic
@@ -42,9 +43,18 @@ def percent_of(change: int, reference: int) -> float:
 class _Context:
     """What the codecs read besides the item: symbols, and the trading days for ``change``."""
 
-    def __init__(self, symbols: SymbolIndex, analytics: Analytics | None) -> None:
+    def __init__(self, symbols: SymbolIndex, analytics: Analytics | None,
+                 divergence: DivergenceWatch | None = None) -> None:
         self.symbols = symbols
         self.analytics = analytics
+        self.divergence = divergence
+
+    def divergences(self, feed_id: str) -> list[dict[str, Any]]:
+        """The divergence flagged now on the feed's asset, as /ws/alerts lists it (empty when none)."""
+        watch = self.divergence
+        asset = None if watch is None else watch.asset_of(feed_id)
+        active = None if watch is None or asset is None else watch.active(asset)
+        return [] if active is None else [divergence_json(active, triggered=False)]
 
     def change(self, update: PriceUpdate) -> tuple[float | None, float | None]:
         found = None if self.analytics is None else self.analytics.days.change(update)
@@ -213,7 +223,38 @@ class AlertsCodec:
         symbol = self.context.symbols.symbol_of(item.feed_id)
         return orjson.dumps({
             "type": "data", "data_type": "alerts", "symbol": symbol, "timestamp": iso_time(item.time_us),
-            "data": {"owner": item.owner or None, **alert_lists(item.alerts, symbol)},
+            "data": {"owner": item.owner or None, **alert_lists(item.alerts, symbol),
+                     "divergence_alerts": self.context.divergences(item.feed_id)},
+        })
+
+
+def divergence_json(alert: DivergenceAlert, triggered: bool) -> dict[str, Any]:
+    """A divergence as /ws/alerts lists it: ``state`` raised or cleared, ``triggered`` on the raise or clear
+    itself, the spread, since when, and every source's price, age and status."""
+    view = alert.view()
+    return {"type": "divergence", "triggered": triggered, "state": view["state"], "asset": view["asset"],
+            "spread_bps": view["spread_bps"], "threshold_bps": view["threshold_bps"], "since": view["since"],
+            "triggered_at": view["at"], "sources": view["sources"]}
+
+
+class DivergenceCodec:
+    """/ws/alerts: a divergence raised or cleared on the subscribed symbol's asset, in the seed's ``data`` message
+    (its three lists empty: no owner's alert fired) with ``divergence_alerts`` holding it. Its ``symbol`` is the
+    one clients use for the asset's feeds (``RELIANCE`` for ``NSE.RELIANCE/INR``)."""
+
+    face = FACE
+
+    def __init__(self, context: _Context) -> None:
+        self.context = context
+
+    def encode(self, topic: Topic, item: object) -> bytes:
+        assert isinstance(item, DivergenceAlert)
+        first = next(iter(item.sources.values()), None)
+        symbol = item.asset if first is None else self.context.symbols.symbol_of(first.feed_id)
+        return orjson.dumps({
+            "type": "data", "data_type": "alerts", "symbol": symbol, "timestamp": iso_time(item.time_us),
+            "data": {"owner": None, **{name: [] for name in LIST_NAMES},
+                     "divergence_alerts": [divergence_json(item, triggered=True)]},
         })
 
 
@@ -249,8 +290,9 @@ class PortfolioCodec:
 class StreamCodecs:
     """The codecs of the stream service, sharing one context."""
 
-    def __init__(self, symbols: SymbolIndex, analytics: Analytics | None) -> None:
-        context = _Context(symbols, analytics)
+    def __init__(self, symbols: SymbolIndex, analytics: Analytics | None,
+                 divergence: DivergenceWatch | None = None) -> None:
+        context = _Context(symbols, analytics, divergence)
         self.data = DataCodec(context)
         self.tick = TickCodec(context)
         self.candle = CandleCodec(context)
@@ -258,3 +300,4 @@ class StreamCodecs:
         self.analysis = AnalysisCodec(context)
         self.alerts = AlertsCodec(context)
         self.portfolio = PortfolioCodec(context)
+        self.divergence = DivergenceCodec(context)

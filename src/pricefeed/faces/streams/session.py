@@ -25,6 +25,7 @@ from ...analytics.candles import Interval, final_topic, forming_topic
 from ...analytics.indicators import Periods
 from ...analytics.market import market_topic
 from ...contracts import Codec, Peer, Subscriber
+from ...divergence import DivergenceWatch
 from ...hub import Hub
 from ...model import FeedId
 from ...portfolio import PortfolioBook
@@ -85,6 +86,7 @@ class StreamContext:
     max_subscriptions: int = 1000
     alerts: AlertBook | None = None
     portfolio: PortfolioBook | None = None
+    divergence: DivergenceWatch | None = None
 
     @property
     def intervals(self) -> tuple[Interval, ...]:
@@ -107,7 +109,7 @@ class StreamSession:
         }
         self.owned: OwnedChannel | None = None
         if endpoint is ALERTS and context.alerts is not None:
-            self.owned = AlertChannel(self, context.alerts, context.codecs.alerts)
+            self.owned = AlertChannel(self, context.alerts, context.codecs, context.divergence)
         elif endpoint is PORTFOLIO and context.portfolio is not None:
             self.owned = PortfolioChannel(self, context.portfolio, context.codecs.portfolio)
         if self.owned is not None:
