@@ -167,6 +167,19 @@ class Settings(BaseSettings):
         description="Redis password (env REDIS_PASSWORD too); never logged")
     redis_prefix: str = Field("pricefeed:", description="Prefix of pricefeed's Redis keys (processes sharing it share "
                                                        "one cache)")
+    # -- several processes (issue 16): roles, the bus between them, the ingest lease, the resume depth --------
+    role: Literal["all", "ingest", "edge"] = Field(
+        "all", description="What this process runs: all (sources and faces), ingest (sources, publishing on the "
+                           "bus) or edge (faces, fed by the bus); ingest and edge need --bus redis")
+    bus: Literal["local", "redis"] = Field(
+        "local", description="How updates reach the faces: local (in this process) or redis (Redis Streams shared "
+                             "by every process; needs --redis-url or REDIS_HOST)")
+    bus_shards: int = Field(1, ge=1, le=256, description="Redis streams the feeds are spread over (a feed keeps "
+                                                         "its stream; more spread load over a Redis Cluster)")
+    history_depth: float = Field(600.0, gt=0, le=86_400, description="Seconds of updates kept for resume, in each "
+                                                                     "process and in the Redis stream")
+    ingest_lease: float = Field(2.0, ge=0.3, le=60, description="Seconds an ingest leader's Redis lease lasts; a "
+                                                                "standby ingest takes over within about twice this")
 
 
     @field_validator("source", "pyth_sse_url", "feeds", "rpc_publisher", "rpc_origins", "cors_origins",
@@ -236,6 +249,14 @@ class Settings(BaseSettings):
         if not value:
             raise ValueError("at least one source is needed")
         return list(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _bus_complete(self) -> Settings:
+        if self.bus == "redis" and not self.uses_redis:
+            raise ValueError("--bus redis needs --redis-url (or REDIS_HOST)")
+        if self.role != "all" and self.bus != "redis":
+            raise ValueError(f"--role {self.role} needs --bus redis (the processes meet in Redis)")
+        return self
 
     @model_validator(mode="after")
     def _kite_complete(self) -> Settings:
