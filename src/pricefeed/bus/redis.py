@@ -286,6 +286,7 @@ class RedisBus:
                     history += decode_updates(fields[b"u"])
                 elif b"f" in fields:
                     feeds += decode_feeds(fields[b"f"])
+        feeds = list({feed.id: feed for feed in feeds}.values())  # the hash, then newer ones from the stream
         for edge in self._edges:
             edge.add_feeds(feeds)
             edge.restore(latest)
