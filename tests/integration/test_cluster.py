@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -25,7 +26,7 @@ from pricefeed.bus.wire import decode_updates
 
 from ..redis_server import RedisServer
 from ..service import ServiceProcess, cluster_process, in_process
-from ..wsclient import BTC, ETH, is_type, recv_json, recv_until, send
+from ..wsclient import BTC, is_type, recv_json, recv_until, send
 
 PREFIX = "pricefeed:"
 SIM = ("--seed", "16", "--sim-interval", "0.1")
@@ -34,7 +35,7 @@ SIM = ("--seed", "16", "--sim-interval", "0.1")
 def defects(seqs: list[int]) -> dict[str, int]:
     """Gaps, duplicates and reorders in what should be one feed's consecutive ``seq``."""
     counts = {"gaps": 0, "duplicates": 0, "reorders": 0}
-    for before, after in zip(seqs, seqs[1:], strict=False):
+    for before, after in itertools.pairwise(seqs):
         if after == before:
             counts["duplicates"] += 1
         elif after < before:
