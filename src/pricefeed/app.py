@@ -295,6 +295,7 @@ class App:
         hub, metrics = self.hub, self.metrics
         return {
             "uptime_s": round(time.monotonic() - self.started_at, 3),
+            "process": PROCESS,
             "simulated": any(s.simulated for s in self.sources),
             "connections": int(metrics.total("pricefeed_connections")),
             "connections_by_face": self.listeners.connections_by_face(),

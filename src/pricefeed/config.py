@@ -178,6 +178,11 @@ class Settings(BaseSettings):
                                                          "its stream; more spread load over a Redis Cluster)")
     history_depth: float = Field(600.0, gt=0, le=86_400, description="Seconds of updates kept for resume, in each "
                                                                      "process and in the Redis stream")
+    workers: int | Literal["auto"] = Field(
+        1, description="Edge processes sharing the listening ports (SO_REUSEPORT), fed by one ingest process over "
+                       "Redis; auto: one per core")
+    reuse_port: bool = Field(False, description="Let other processes listen on the same ports (SO_REUSEPORT; "
+                                                "--workers sets it for its edges)")
     ingest_lease: float = Field(2.0, ge=0.3, le=60, description="Seconds an ingest leader's Redis lease lasts; a "
                                                                 "standby ingest takes over within about twice this")
 
@@ -254,6 +259,8 @@ class Settings(BaseSettings):
     def _bus_complete(self) -> Settings:
         if self.bus == "redis" and not self.uses_redis:
             raise ValueError("--bus redis needs --redis-url (or REDIS_HOST)")
+        if self.workers != "auto" and self.workers < 1:
+            raise ValueError(f"--workers must be at least 1 or auto, got {self.workers}")
         if self.role != "all" and self.bus != "redis":
             raise ValueError(f"--role {self.role} needs --bus redis (the processes meet in Redis)")
         return self
