@@ -27,7 +27,9 @@ from .analytics.days import DayClock
 from .analytics.market import MarketDays
 from .analytics.writer import AnalyticsWriter
 from .bus.lease import Lease
+from .bus.local import LocalBus
 from .bus.redis import RedisBus, redis_client
+from .bus.socket import SocketBusClient, SocketBusServer
 from .components import Assembly, Component, Task
 from .config import Settings
 from .faces import Listening, build_listeners
@@ -84,8 +86,10 @@ class App:
         self.started_at = time.monotonic()
         self.stopping = False
         self.metrics = Metrics()
-        self.bus: RedisBus | None = None
-        if settings.bus == "redis":
+        self.bus: RedisBus | SocketBusServer | SocketBusClient | None = None
+        if settings.bus == "socket":
+            self.bus = self._socket_bus(settings)
+        elif settings.bus == "redis":
             self.bus = RedisBus(redis_client_of(settings), prefix=settings.redis_prefix, process=PROCESS,
                                 shards=settings.bus_shards, history_s=settings.history_depth)
             self.hub = Hub(self.metrics, stale_after_s=settings.stale_after)
@@ -134,8 +138,24 @@ class App:
         self.listeners: Listening = build_listeners(
             self.services, faces if settings.role == "ingest" else settings, self.oracle, slot_clock)
         self.leadership: Leadership | None = None
-        self.assembly = Assembly(self._local_components() if self.bus is None else self._bus_components(self.bus))
+        self.assembly = Assembly(self._local_components() if self.bus is None else
+                                 self._bus_components(self.bus) if isinstance(self.bus, RedisBus) else
+                                 self._socket_components(self.bus))
         self._stop = asyncio.Event()
+
+    def _socket_bus(self, settings: Settings) -> SocketBusServer | SocketBusClient:
+        """The bus of ``--workers`` without Redis: ingest serves a Unix socket that every edge reads."""
+        assert settings.bus_socket is not None
+        self.hub = Hub(self.metrics, stale_after_s=settings.stale_after)
+        if settings.role == "ingest":
+            server = SocketBusServer(settings.bus_socket, settings.history_depth)
+            self.ingest = Ingest(server, self.metrics)
+            return server
+        client = SocketBusClient(settings.bus_socket)
+        client.attach(self.hub)
+        client.add_backfill(self._backfill)
+        self.ingest = Ingest(LocalBus(), self.metrics)  # nothing publishes into an edge's ingest
+        return client
 
     def _local_components(self) -> list[Component]:
         settings = self.settings
@@ -167,6 +187,23 @@ class App:
             PortfolioWriter(self.portfolio, PortfolioStore(settings.db), settings.store_flush_interval),
             *([Task("bus reader", bus.start_edges, bus.stop_edges)] if role != "ingest" else []),
             *([self.leadership] if self.leadership is not None else []),
+            *self.listeners.components(),
+        ]
+
+    def _socket_components(self, bus: SocketBusServer | SocketBusClient) -> list[Component]:
+        settings = self.settings
+        # The edges share one --db: only the ingest keeps the store; an edge's candles start from the bus.
+        stored: list[Component] = [Task("analytics", self._start_candles, self._stop_candles)]
+        if isinstance(bus, SocketBusServer):
+            stored = [Task("store", self._open_store, self.store.close),
+                      Task("store writer", self._start_writer, self.writer.stop, self.writer.status),
+                      *self._analytics_writer()]
+        return [
+            *stored,
+            AlertWriter(self.alerts, AlertStore(settings.db), settings.store_flush_interval),
+            PortfolioWriter(self.portfolio, PortfolioStore(settings.db), settings.store_flush_interval),
+            Task("socket bus", bus.start, bus.stop, bus.status),
+            *self.sources,
             *self.listeners.components(),
         ]
 

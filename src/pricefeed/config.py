@@ -171,9 +171,11 @@ class Settings(BaseSettings):
     role: Literal["all", "ingest", "edge"] = Field(
         "all", description="What this process runs: all (sources and faces), ingest (sources, publishing on the "
                            "bus) or edge (faces, fed by the bus); ingest and edge need --bus redis")
-    bus: Literal["local", "redis"] = Field(
-        "local", description="How updates reach the faces: local (in this process) or redis (Redis Streams shared "
-                             "by every process; needs --redis-url or REDIS_HOST)")
+    bus: Literal["local", "redis", "socket"] = Field(
+        "local", description="How updates reach the faces: local (in this process), redis (Redis Streams shared "
+                             "by every process; needs --redis-url or REDIS_HOST) or socket (a Unix socket from one "
+                             "ingest process to the edges of one machine; needs --bus-socket)")
+    bus_socket: Path | None = Field(None, description="The Unix socket of --bus socket (--workers picks one)")
     bus_shards: int = Field(1, ge=1, le=256, description="Redis streams the feeds are spread over (a feed keeps "
                                                          "its stream; more spread load over a Redis Cluster)")
     history_depth: float = Field(600.0, gt=0, le=86_400, description="Seconds of updates kept for resume, in each "
@@ -261,8 +263,10 @@ class Settings(BaseSettings):
             raise ValueError("--bus redis needs --redis-url (or REDIS_HOST)")
         if self.workers != "auto" and self.workers < 1:
             raise ValueError(f"--workers must be at least 1 or auto, got {self.workers}")
-        if self.role != "all" and self.bus != "redis":
-            raise ValueError(f"--role {self.role} needs --bus redis (the processes meet in Redis)")
+        if self.role != "all" and self.bus == "local":
+            raise ValueError(f"--role {self.role} needs --bus redis or socket (the processes meet there)")
+        if self.bus == "socket" and (self.role == "all" or self.bus_socket is None):
+            raise ValueError("--bus socket needs --role ingest or edge, and --bus-socket PATH")
         return self
 
     @model_validator(mode="after")

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 
+from .bus.socket import default_socket_path
 from .config import Settings
 
 log = logging.getLogger(__name__)
@@ -33,8 +34,6 @@ def worker_count(workers: int | str) -> int:
 
 def why_not(settings: Settings) -> str | None:
     """What keeps ``--workers`` from running with these settings, if anything."""
-    if settings.bus != "redis":
-        return "--workers needs --bus redis (with --redis-url): the edge processes read what ingest publishes there"
     if settings.role == "ingest":
         return "--workers runs edge processes: it cannot go with --role ingest"
     return None
@@ -56,6 +55,8 @@ class Child:
 
 def children(settings: Settings, argv: Sequence[str]) -> list[Child]:
     base = [sys.executable, "-m", "pricefeed", "serve", *argv, "--workers", "1"]
+    if settings.bus != "redis":  # no Redis: the ingest process serves the edges on a Unix socket
+        base += ["--bus", "socket", "--bus-socket", str(settings.bus_socket or default_socket_path())]
     count = worker_count(settings.workers)
     edge = [*base, "--role", "edge", "--reuse-port", "true"]
     if settings.products is not None:  # the pythd port belongs to the ingest, whose local oracle prices them

@@ -1,5 +1,6 @@
-"""``--workers 2`` on a real Redis: two edge processes answer on the same ports, clients of both get the same
-updates, and SIGTERM to the parent stops every process cleanly (exit 0)."""
+"""``--workers 2``, over a real Redis and, without one, over the ingest process's Unix socket: two edge processes
+answer on the same ports, clients of both get every update, and SIGTERM to the parent stops every process
+cleanly (exit 0)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import signal
 from pathlib import Path
 
 import httpx
+import pytest
 from websockets.asyncio.client import connect
 
+from pricefeed.bus.socket import default_socket_path
 from pricefeed.config import load_settings
 from pricefeed.workers import children, why_not
 
@@ -19,10 +22,15 @@ from ..service import ServiceProcess
 from ..wsclient import is_type, recv_json, recv_until, send
 
 
+@pytest.mark.parametrize("bus", ["redis", "socket"])
 async def test_two_workers_share_the_ports_and_stop_together_on_sigterm(
-        tmp_path: Path, redis_server: RedisServer) -> None:
-    parent = ServiceProcess(tmp_path / "pricefeed.db", "--bus", "redis", "--redis-url", redis_server.url,
-                            "--source", "sim", "--sim-interval", "0.1", "--workers", "2")
+        tmp_path: Path, request: pytest.FixtureRequest, bus: str) -> None:
+    over: tuple[str, ...] = ()
+    if bus == "redis":
+        redis_server: RedisServer = request.getfixturevalue("redis_server")
+        over = ("--bus", "redis", "--redis-url", redis_server.url)
+    parent = ServiceProcess(tmp_path / "pricefeed.db", *over, "--source", "sim", "--sim-interval", "0.1",
+                            "--workers", "2")
     await parent.start(timeout_s=60)
     try:
         await parent.wait_for_prices(timeout_s=20)
@@ -67,4 +75,9 @@ def test_workers_are_one_ingest_without_client_ports_and_n_edges_sharing_them() 
     assert [c.name for c in made] == ["ingest", "edge 1", "edge 2", "edge 3"]
     assert made[0].command[-6:] == ["--role", "ingest", "--api", "false", "--rpc", "false"]
     assert made[1].command[-6:] == ["--workers", "1", "--role", "edge", "--reuse-port", "true"]
-    assert why_not(load_settings({"workers": "2"})) is not None  # no Redis: no bus between the processes
+    assert why_not(settings) is None
+    assert why_not(load_settings({"workers": "2", "role": "ingest", "bus": "socket", "bus_socket": "/tmp/s"}))
+    alone = children(load_settings({"workers": "2"}), [])  # no Redis: the ingest serves a Unix socket
+    for child in alone:
+        at = child.command.index("--bus")
+        assert child.command[at:at + 4] == ["--bus", "socket", "--bus-socket", str(default_socket_path())]

@@ -1,4 +1,5 @@
-"""One contract, two buses: the local bus (one process) and the Redis bus (Redis Streams between processes).
+"""One contract, three buses: the local bus (one process), the Redis bus (Redis Streams between processes) and
+the socket bus (a Unix socket from one ingest process to the edges of one machine).
 
 Ingest publishes passes; every edge gets exactly the same passes, in order, with the same ``seq``; edges know a
 feed before its updates; ingest sees the union of every edge's demand. Then what only the Redis bus does: an
@@ -20,6 +21,7 @@ import pytest
 
 from pricefeed.bus.local import LocalBus
 from pricefeed.bus.redis import RedisBus, redis_client
+from pricefeed.bus.socket import SocketBusClient, SocketBusServer
 from pricefeed.bus.wire import _Row, decode_updates, encode_updates
 from pricefeed.ingest import Ingest
 from pricefeed.model import Feed, FeedId, PriceUpdate, Quote, Status, now_us
@@ -106,14 +108,36 @@ async def start_edge(server: RedisServer, name: str, edge: RecordingEdge) -> Red
     return bus
 
 
-@pytest.fixture(params=["local", "redis"])
-async def cluster(request: pytest.FixtureRequest) -> AsyncIterator[Cluster]:
+async def connected(server: SocketBusServer, edges: int) -> None:
+    deadline = time.monotonic() + 5
+    while server.status()["edges"] != edges:  # another task's connect: polling its count is the honest wait
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture(params=["local", "redis", "socket"])
+async def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Cluster]:
     edges = [RecordingEdge(), RecordingEdge()]
     if request.param == "local":
         local = LocalBus()
         for edge in edges:
             local.attach(edge)
         yield LocalCluster(Ingest(local), edges)
+        return
+    if request.param == "socket":
+        server = SocketBusServer(tmp_path / "bus.sock")
+        await server.start()
+        clients = [SocketBusClient(tmp_path / "bus.sock", demand_interval_s=0.05) for _ in edges]
+        for client, edge in zip(clients, edges, strict=True):
+            client.attach(edge)
+            await client.start()
+        await connected(server, 2)
+        try:
+            yield LocalCluster(Ingest(server), edges)
+        finally:
+            for client in clients:
+                await client.stop()
+            await server.stop()
         return
     server: RedisServer = request.getfixturevalue("redis_server")
     publisher = redis_bus(server, "ingest")
@@ -279,3 +303,38 @@ async def test_a_buffer_that_overflows_drops_the_oldest_and_counts_them() -> Non
     assert (bus.dropped, bus.status()["buffered"]) == (4, 6)
     await bus.close()
 
+
+
+# -- what only the socket bus does -----------------------------------------------------------------------------
+
+
+async def test_a_socket_edge_that_loses_the_connection_gets_what_it_missed_on_reconnecting(tmp_path: Path) -> None:
+    server = SocketBusServer(tmp_path / "bus.sock")
+    await server.start()
+    ingest = Ingest(server)
+    ingest.add_feeds(FEEDS)
+    start = now_us()
+    run_passes(ingest, 3, start)  # before any edge: its resume log fills from these
+    edge = RecordingEdge()
+    backfilled: list[PriceUpdate] = []
+    client = SocketBusClient(tmp_path / "bus.sock")
+    client.attach(edge)
+    client.add_backfill(backfilled.extend)
+    try:
+        await client.start()
+        await connected(server, 1)
+        run_passes(ingest, 2, start + 10_000)
+        await edge.wait_updates(4)
+        for writer in list(server._edges):  # the connection breaks
+            writer.transport.abort()
+        run_passes(ingest, 2, start + 20_000)  # published while the edge is away
+        await edge.wait_updates(8)
+        run_passes(ingest, 1, start + 30_000)
+        await edge.wait_updates(10)
+    finally:
+        await client.stop()
+        await server.stop()
+    assert [(u.feed_id, u.seq) for u in backfilled] == [(A, 1), (A, 2), (A, 3), (B, 1), (B, 2), (B, 3)]
+    assert [(feed, seq) for feed, seq, _ in edge.updates()] == [
+        (A, 4), (B, 4), (A, 5), (B, 5), (A, 6), (A, 7), (B, 6), (B, 7), (A, 8), (B, 8)]  # the missed ones by feed
+    assert edge.lost_count == 1 and client.connections == 2

@@ -49,3 +49,16 @@ def encode_ids(ids: list[FeedId]) -> bytes:
 
 def decode_ids(data: bytes) -> list[FeedId]:
     return _ids.decode(data)
+
+
+_pass = msgspec.msgpack.Decoder(tuple[list[_Row], list[str]])
+
+
+def encode_pass(accepted: list[PriceUpdate], seen_only: list[FeedId]) -> bytes:
+    """One ingest pass: its accepted updates and the feeds it heard from that only repeated themselves."""
+    return _encoder.encode(([_row_of(u) for u in accepted], seen_only))
+
+
+def decode_pass(data: bytes) -> tuple[list[PriceUpdate], list[FeedId]]:
+    rows, seen_only = _pass.decode(data)
+    return [PriceUpdate(*row) for row in rows], seen_only
