@@ -15,9 +15,7 @@ import socket
 import time
 import uuid
 from decimal import Decimal
-from typing import Any
-
-from redis.asyncio import Redis
+from typing import TYPE_CHECKING, Any, cast
 
 from .alerts import AlertBook
 from .analytics import Analytics
@@ -26,10 +24,7 @@ from .analytics.candles import CandleBook, parse_interval
 from .analytics.days import DayClock
 from .analytics.market import MarketDays
 from .analytics.writer import AnalyticsWriter
-from .bus.lease import Lease
 from .bus.local import LocalBus
-from .bus.redis import RedisBus, redis_client
-from .bus.socket import SocketBusClient, SocketBusServer
 from .components import Assembly, Component, Task
 from .config import Settings
 from .faces import Listening, build_listeners
@@ -37,7 +32,6 @@ from .faces.services import Services
 from .history import PriceHistory
 from .hub import Hub
 from .ingest import Ingest
-from .leadership import Leadership
 from .metrics import Metrics
 from .model import PriceUpdate
 from .pipeline import local_pipeline
@@ -54,6 +48,13 @@ from .store.portfolio_state import PortfolioStore, PortfolioWriter
 from .transport.connection import Connection
 from .transport.limits import ConnectionLimits
 
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from .bus.redis import RedisBus
+    from .bus.socket import SocketBusClient, SocketBusServer
+    from .leadership import Leadership
+
 log = logging.getLogger(__name__)
 
 PROCESS = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -61,6 +62,8 @@ PROCESS = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def redis_client_of(settings: Settings) -> Redis:
+    from .bus.redis import redis_client
+
     return redis_client(settings.redis_url.get_secret_value() if settings.redis_url else None,
                         host=settings.redis_host, port=settings.redis_port, username=settings.redis_username,
                         password=settings.redis_password.get_secret_value() if settings.redis_password else None,
@@ -90,6 +93,8 @@ class App:
         if settings.bus == "socket":
             self.bus = self._socket_bus(settings)
         elif settings.bus == "redis":
+            from .bus.redis import RedisBus  # Redis's client only where it is used
+
             self.bus = RedisBus(redis_client_of(settings), prefix=settings.redis_prefix, process=PROCESS,
                                 shards=settings.bus_shards, history_s=settings.history_depth)
             self.hub = Hub(self.metrics, stale_after_s=settings.stale_after)
@@ -139,12 +144,15 @@ class App:
             self.services, faces if settings.role == "ingest" else settings, self.oracle, slot_clock)
         self.leadership: Leadership | None = None
         self.assembly = Assembly(self._local_components() if self.bus is None else
-                                 self._bus_components(self.bus) if isinstance(self.bus, RedisBus) else
-                                 self._socket_components(self.bus))
+                                 self._socket_components(cast("SocketBusServer | SocketBusClient", self.bus))
+                                 if settings.bus == "socket" else
+                                 self._bus_components(cast("RedisBus", self.bus)))
         self._stop = asyncio.Event()
 
     def _socket_bus(self, settings: Settings) -> SocketBusServer | SocketBusClient:
         """The bus of ``--workers`` without Redis: ingest serves a Unix socket that every edge reads."""
+        from .bus.socket import SocketBusClient, SocketBusServer
+
         assert settings.bus_socket is not None
         self.hub = Hub(self.metrics, stale_after_s=settings.stale_after)
         if settings.role == "ingest":
@@ -171,6 +179,9 @@ class App:
 
     def _bus_components(self, bus: RedisBus) -> list[Component]:
         """On the Redis bus: ingest publishes while it leads; an edge catches up from Redis, then reads on."""
+        from .bus.lease import Lease
+        from .leadership import Leadership
+
         settings, role = self.settings, self.settings.role
         ingest: list[Component] = []
         if role != "edge":
@@ -194,7 +205,7 @@ class App:
         settings = self.settings
         # The edges share one --db: only the ingest keeps the store; an edge's candles start from the bus.
         stored: list[Component] = [Task("analytics", self._start_candles, self._stop_candles)]
-        if isinstance(bus, SocketBusServer):
+        if settings.role == "ingest":
             stored = [Task("store", self._open_store, self.store.close),
                       Task("store writer", self._start_writer, self.writer.stop, self.writer.status),
                       *self._analytics_writer()]
