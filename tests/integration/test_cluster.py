@@ -269,3 +269,15 @@ async def test_redis_away_for_10_s_edges_serve_stale_prices_then_nothing_is_miss
         await client.stop()
     for symbol in ("BTC/USD", "ETH/USD"):
         assert defects(client.seqs(symbol)) == NONE, client.seqs(symbol)
+
+
+async def test_one_process_on_the_redis_bus_leads_publishes_and_serves_what_it_reads(
+        redis_server: RedisServer, tmp_path: Path) -> None:
+    async with in_process(tmp_path, bus="redis", redis_url=redis_server.url, sim_interval=0.05) as app:
+        arrived = asyncio.Event()
+        app.hub.add_listener(lambda updates: arrived.set() if len(app.recent.kept(BTC)) >= 5 else None)
+        await asyncio.wait_for(arrived.wait(), 10)
+        assert app.health()["ingest"] == "leading" and app.status()["bus"]["published"] > 0
+        record = await produced(redis_server.url, BTC)
+        kept = [(u.seq, u.price) for u in app.recent.kept(BTC)]
+        assert kept == record[:len(kept)] and [seq for seq, _ in kept] == list(range(1, len(kept) + 1))
