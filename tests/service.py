@@ -140,6 +140,12 @@ class ServiceProcess:
         assert self.proc is not None
         return await asyncio.wait_for(asyncio.to_thread(self.proc.wait), timeout_s)
 
+    def kill(self) -> None:
+        """``kill -9``: the process dies at once, with no clean stop."""
+        self.signal(signal.SIGKILL)
+        assert self.proc is not None
+        self.proc.wait()
+
     async def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -148,6 +154,11 @@ class ServiceProcess:
             except TimeoutError:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def cluster_process(db: Path, role: str, redis_url: str, *args: str) -> ServiceProcess:
+    """One process of a cluster on one Redis: ``--role ingest`` (the simulated market, publishing) or ``edge``."""
+    return ServiceProcess(db, "--role", role, "--bus", "redis", "--redis-url", redis_url, "--source", "sim", *args)
 
 
 @contextlib.asynccontextmanager

@@ -9,10 +9,13 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import signal
+import socket
 import time
+import uuid
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .alerts import AlertBook
 from .analytics import Analytics
@@ -21,17 +24,21 @@ from .analytics.candles import CandleBook, parse_interval
 from .analytics.days import DayClock
 from .analytics.market import MarketDays
 from .analytics.writer import AnalyticsWriter
+from .bus.local import LocalBus
 from .components import Assembly, Component, Task
 from .config import Settings
 from .divergence import DivergenceCollector, DivergenceWatch
 from .faces import Listening, build_listeners
 from .faces.services import Services
 from .history import PriceHistory
+from .hub import Hub
+from .ingest import Ingest
 from .metrics import Metrics
 from .model import PriceUpdate
 from .pipeline import local_pipeline
 from .policy import AccessPolicy, AnonymousLimits, KeyRing
 from .portfolio import PortfolioBook
+from .resume import RecentUpdates
 from .slots import SlotClock
 from .sources import Source, create_source
 from .sources.publishers import LocalOracle
@@ -42,7 +49,30 @@ from .store.portfolio_state import PortfolioStore, PortfolioWriter
 from .transport.connection import Connection
 from .transport.limits import ConnectionLimits
 
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from .bus.redis import RedisBus
+    from .bus.socket import SocketBusClient, SocketBusServer
+    from .leadership import Leadership
+
 log = logging.getLogger(__name__)
+
+PROCESS = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+"""This process among those sharing a Redis: its demand key and its claim to the ingest lease."""
+
+
+def redis_client_of(settings: Settings) -> Redis:
+    from .bus.redis import redis_client
+
+    return redis_client(settings.redis_url.get_secret_value() if settings.redis_url else None,
+                        host=settings.redis_host, port=settings.redis_port, username=settings.redis_username,
+                        password=settings.redis_password.get_secret_value() if settings.redis_password else None,
+                        timeout_s=3.0)
+
+
+async def _nothing() -> None:
+    pass
 
 
 def access_policy(settings: Settings) -> AccessPolicy:
@@ -60,10 +90,26 @@ class App:
         self.started_at = time.monotonic()
         self.stopping = False
         self.metrics = Metrics()
-        pipeline = local_pipeline(self.metrics, stale_after_s=settings.stale_after)
-        self.ingest, self.hub = pipeline.ingest, pipeline.hub
+        self.bus: RedisBus | SocketBusServer | SocketBusClient | None = None
+        if settings.bus == "socket":
+            self.bus = self._socket_bus(settings)
+        elif settings.bus == "redis":
+            from .bus.redis import RedisBus  # Redis's client only where it is used
+
+            self.bus = RedisBus(redis_client_of(settings), prefix=settings.redis_prefix, process=PROCESS,
+                                shards=settings.bus_shards, history_s=settings.history_depth)
+            self.hub = Hub(self.metrics, stale_after_s=settings.stale_after)
+            self.ingest = Ingest(self.bus, self.metrics)
+            if settings.role != "ingest":
+                self.bus.attach(self.hub)
+                self.bus.add_backfill(self._backfill)
+        else:
+            pipeline = local_pipeline(self.metrics, stale_after_s=settings.stale_after)
+            self.ingest, self.hub = pipeline.ingest, pipeline.hub
         self.history = PriceHistory()
         self.hub.add_listener(self.history.add)
+        self.recent = RecentUpdates(keep_s=settings.history_depth)
+        self.hub.add_listener(self.recent.add)
         self.store: Store = store if store is not None else create_store(settings)
         self.writer = StoreWriter(self.ingest, self.store, settings.store_flush_interval)
         self.analytics = self._analytics(settings)
@@ -75,11 +121,13 @@ class App:
                                           settings.divergence_clear_bps, settings.divergence_max_age)
         self.hub.add_listener(self.divergence.add_updates)
         self.metrics.registry.register(DivergenceCollector(self.divergence))
-        self.sources: list[Source] = [create_source(name, self.ingest, settings) for name in settings.source]
+        runs_sources = settings.role != "edge"
+        self.sources: list[Source] = [create_source(name, self.ingest, settings)
+                                      for name in (settings.source if runs_sources else [])]
         # The local oracle is a source only when there are local products for publishers to price.
         self.oracle: LocalOracle | None = None
         slot_clock = SlotClock(settings.slot_interval)  # the one clock of every feed's slots in the pythd API
-        if settings.products is not None:
+        if settings.products is not None and runs_sources:
             self.oracle = LocalOracle(self.ingest, products_file=settings.products, slot_clock=slot_clock,
                                       reload_interval_s=settings.products_reload_interval,
                                       state_store=OracleStateStore(settings.db),
@@ -95,18 +143,95 @@ class App:
                                     idle_timeout_s=settings.handshake_timeout),
             health=self.health, status=self.status, stopping=lambda: self.stopping, analytics=self.analytics,
             alerts=self.alerts, portfolio=self.portfolio, access=access_policy(settings), divergence=self.divergence)
-        self.listeners: Listening = build_listeners(self.services, settings, self.oracle, slot_clock)
-        self.assembly = Assembly([
+        # An ingest process serves no client face: only /health, /status and /metrics (and pythd publishers).
+        faces = settings.model_copy(update={"ws": False, "streams": False, "crypto": False, "lazer_stream": False})
+        self.listeners: Listening = build_listeners(
+            self.services, faces if settings.role == "ingest" else settings, self.oracle, slot_clock)
+        self.leadership: Leadership | None = None
+        self.assembly = Assembly(self._local_components() if self.bus is None else
+                                 self._socket_components(cast("SocketBusServer | SocketBusClient", self.bus))
+                                 if settings.bus == "socket" else
+                                 self._bus_components(cast("RedisBus", self.bus)))
+        self._stop = asyncio.Event()
+
+    def _socket_bus(self, settings: Settings) -> SocketBusServer | SocketBusClient:
+        """The bus of ``--workers`` without Redis: ingest serves a Unix socket that every edge reads."""
+        from .bus.socket import SocketBusClient, SocketBusServer
+
+        assert settings.bus_socket is not None
+        self.hub = Hub(self.metrics, stale_after_s=settings.stale_after)
+        if settings.role == "ingest":
+            server = SocketBusServer(settings.bus_socket, settings.history_depth)
+            self.ingest = Ingest(server, self.metrics)
+            return server
+        client = SocketBusClient(settings.bus_socket)
+        client.attach(self.hub)
+        client.add_backfill(self._backfill)
+        self.ingest = Ingest(LocalBus(), self.metrics)  # nothing publishes into an edge's ingest
+        return client
+
+    def _local_components(self) -> list[Component]:
+        return [
             Task("store", self._open_store, self.store.close),
             Task("store writer", self._start_writer, self.writer.stop, self.writer.status),
             *self._analytics_writer(),
+            *self._derived_components(),
+            *self.sources,
+            *self.listeners.components(),
+        ]
+
+    def _bus_components(self, bus: RedisBus) -> list[Component]:
+        """On the Redis bus: ingest publishes while it leads; an edge catches up from Redis, then reads on."""
+        from .bus.lease import Lease
+        from .leadership import Leadership
+
+        settings, role = self.settings, self.settings.role
+        ingest: list[Component] = []
+        if role != "edge":
+            lease = Lease(bus.redis, settings.redis_prefix + "ingest:leader", PROCESS, settings.ingest_lease)
+            self.leadership = Leadership(lease, bus, self.ingest, self.sources)
+            ingest = [Task("store", self._open_store, self.store.close),
+                      Task("store writer", self._start_writer, self.writer.stop, self.writer.status),
+                      Task("bus publisher", bus.start_publishing, bus.stop_publishing, bus.status)]
+        return [
+            Task("redis bus", _nothing, bus.close),
+            *ingest,
+            *self._analytics_writer(),
+            *self._derived_components(),
+            *([Task("bus reader", bus.start_edges, bus.stop_edges)] if role != "ingest" else []),
+            *([self.leadership] if self.leadership is not None else []),
+            *self.listeners.components(),
+        ]
+
+    def _socket_components(self, bus: SocketBusServer | SocketBusClient) -> list[Component]:
+        settings = self.settings
+        # The edges share one --db: only the ingest keeps the store; an edge's candles start from the bus.
+        stored: list[Component] = [Task("analytics", self._start_candles, self._stop_candles)]
+        if settings.role == "ingest":
+            stored = [Task("store", self._open_store, self.store.close),
+                      Task("store writer", self._start_writer, self.writer.stop, self.writer.status),
+                      *self._analytics_writer()]
+        return [
+            *stored,
+            *self._derived_components(),
+            Task("socket bus", bus.start, bus.stop, bus.status),
+            *self.sources,
+            *self.listeners.components(),
+        ]
+
+    def _derived_components(self) -> list[Component]:
+        """What every process that runs a hub computes from its prices: alerts, portfolios, divergences."""
+        settings = self.settings
+        return [
             AlertWriter(self.alerts, AlertStore(settings.db), settings.store_flush_interval),
             PortfolioWriter(self.portfolio, PortfolioStore(settings.db), settings.store_flush_interval),
             Task("divergence watch", self.divergence.start, self.divergence.stop, self.divergence.status),
-            *self.sources,
-            *self.listeners.components(),
-        ])
-        self._stop = asyncio.Event()
+        ]
+
+    def _backfill(self, updates: list[PriceUpdate]) -> None:
+        """What the Redis stream still holds, at an edge's start: resume and time queries reach back as far."""
+        self.recent.add(updates)
+        self.history.add(updates)
 
     def _analytics(self, settings: Settings) -> Analytics:
         """Market days and candles, computed once per feed by hub listeners (before any face reads them)."""
@@ -206,8 +331,11 @@ class App:
         return [conn for listener in self.listeners.listeners for conn in listener.connections]
 
     def health(self) -> dict[str, Any]:
-        reasons = [f"source {s.name} is {s.state}" + (f": {s.last_error}" if s.last_error else "")
-                   for s in self.sources if not s.is_up]
+        standby = self.leadership is not None and not self.leadership.lease.leading
+        reasons = [] if standby else [f"source {s.name} is {s.state}" + (f": {s.last_error}" if s.last_error else "")
+                                      for s in self.sources if not s.is_up]
+        if self.bus is not None:
+            reasons += self.bus.problems()
         priced = len(self.hub.latest)
         stale = self.hub.stale_count()
         if not priced and self.hub.feeds:
@@ -218,12 +346,14 @@ class App:
             reasons.append(f"store unavailable, serving from memory: {self.writer.last_error}")
         status = "stopping" if self.stopping else ("degraded" if reasons else "ok")
         return {"status": status, "reasons": reasons, "uptime_s": round(time.monotonic() - self.started_at, 3),
-                "sources": {s.name: str(s.state) for s in self.sources}}
+                "sources": {s.name: str(s.state) for s in self.sources}, "role": self.settings.role,
+                **({"ingest": "standby" if standby else "leading"} if self.leadership is not None else {})}
 
     def status(self) -> dict[str, Any]:
         hub, metrics = self.hub, self.metrics
         return {
             "uptime_s": round(time.monotonic() - self.started_at, 3),
+            "process": PROCESS,
             "simulated": any(s.simulated for s in self.sources),
             "connections": int(metrics.total("pricefeed_connections")),
             "connections_by_face": self.listeners.connections_by_face(),
@@ -247,4 +377,6 @@ class App:
             **({"crypto": self.listeners.crypto.status()} if self.listeners.crypto is not None else {}),
             "candles": self.analytics.candles.status(),
             "divergences": self.divergence.flagged(),
+            **({"bus": self.bus.status()} if self.bus is not None else {}),
+            **({"leadership": self.leadership.status()} if self.leadership is not None else {}),
         }

@@ -84,12 +84,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"pricefeed: {exc}", file=sys.stderr)
         return 2
-    return serve(settings)
+    return serve(settings, args[1:])
 
 
-def serve(settings: Settings) -> int:
+def serve(settings: Settings, argv: Sequence[str] = ()) -> int:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiosqlite").setLevel(logging.WARNING)  # it logs every statement at DEBUG
+    from .workers import run_workers, why_not, worker_count
+
+    if worker_count(settings.workers) > 1:  # this process supervises; its children serve
+        problem = why_not(settings)
+        if problem is not None:
+            print(f"pricefeed: {problem}", file=sys.stderr)
+            return 2
+        return run_workers(settings, argv)
     from .app import App
     from .products import ProductsFileError
     from .sources.kite.instruments import InstrumentsError

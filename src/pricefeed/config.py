@@ -167,6 +167,26 @@ class Settings(BaseSettings):
         description="Redis password (env REDIS_PASSWORD too); never logged")
     redis_prefix: str = Field("pricefeed:", description="Prefix of pricefeed's Redis keys (processes sharing it share "
                                                        "one cache)")
+    # -- several processes (issue 16): roles, the bus between them, the ingest lease, the resume depth --------
+    role: Literal["all", "ingest", "edge"] = Field(
+        "all", description="What this process runs: all (sources and faces), ingest (sources, publishing on the "
+                           "bus) or edge (faces, fed by the bus); ingest and edge need --bus redis")
+    bus: Literal["local", "redis", "socket"] = Field(
+        "local", description="How updates reach the faces: local (in this process), redis (Redis Streams shared "
+                             "by every process; needs --redis-url or REDIS_HOST) or socket (a Unix socket from one "
+                             "ingest process to the edges of one machine; needs --bus-socket)")
+    bus_socket: Path | None = Field(None, description="The Unix socket of --bus socket (--workers picks one)")
+    bus_shards: int = Field(1, ge=1, le=256, description="Redis streams the feeds are spread over (a feed keeps "
+                                                         "its stream; more spread load over a Redis Cluster)")
+    history_depth: float = Field(600.0, gt=0, le=86_400, description="Seconds of updates kept for resume, in each "
+                                                                     "process and in the Redis stream")
+    workers: int | Literal["auto"] = Field(
+        1, description="Edge processes sharing the listening ports (SO_REUSEPORT), fed by one ingest process over "
+                       "Redis; auto: one per core")
+    reuse_port: bool = Field(False, description="Let other processes listen on the same ports (SO_REUSEPORT; "
+                                                "--workers sets it for its edges)")
+    ingest_lease: float = Field(2.0, ge=0.3, le=60, description="Seconds an ingest leader's Redis lease lasts; a "
+                                                                "standby ingest takes over within about twice this")
     divergence_bps: float = Field(50.0, gt=0, description="Spread between sources of one asset, in basis points of "
                                   "their median, past which the asset is flagged as diverging")
     divergence_hold: float = Field(5.0, ge=0, le=3600, description="Seconds a spread must stay past --divergence-bps "
@@ -251,6 +271,18 @@ class Settings(BaseSettings):
         if not value:
             raise ValueError("at least one source is needed")
         return list(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _bus_complete(self) -> Settings:
+        if self.bus == "redis" and not self.uses_redis:
+            raise ValueError("--bus redis needs --redis-url (or REDIS_HOST)")
+        if self.workers != "auto" and self.workers < 1:
+            raise ValueError(f"--workers must be at least 1 or auto, got {self.workers}")
+        if self.role != "all" and self.bus == "local":
+            raise ValueError(f"--role {self.role} needs --bus redis or socket (the processes meet there)")
+        if self.bus == "socket" and (self.role == "all" or self.bus_socket is None):
+            raise ValueError("--bus socket needs --role ingest or edge, and --bus-socket PATH")
+        return self
 
     @model_validator(mode="after")
     def _kite_complete(self) -> Settings:

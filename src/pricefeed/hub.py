@@ -60,6 +60,10 @@ class Hub:
             if update.feed_id in self.feeds:
                 self.latest[update.feed_id] = update
 
+    def lost(self) -> None:
+        """The bus lost its upstream: keep serving the last prices, flagged stale until fresh ones arrive."""
+        self._last_seen.clear()
+
     def receive(self, accepted: list[PriceUpdate], seen: Iterable[FeedId]) -> None:
         """One ingest pass: fan out the newest update of each feed, then tell the listeners."""
         now = self._clock()

@@ -58,3 +58,7 @@ class RecentUpdates:
     def latest_seq(self, feed_id: FeedId) -> int | None:
         kept = self._updates.get(feed_id)
         return kept[-1].seq if kept else None
+
+    def kept(self, feed_id: FeedId) -> list[PriceUpdate]:
+        """Every update of ``feed_id`` still kept, in ``seq`` order (what a process joining later catches up on)."""
+        return list(self._updates.get(feed_id, ()))

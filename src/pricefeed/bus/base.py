@@ -49,6 +49,9 @@ class Edge(Protocol):
 
     def demand(self) -> set[FeedId]: ...
 
+    def lost(self) -> None:
+        """The bus lost its upstream (Redis is away): every price is stale until fresh ones arrive."""
+
 
 class Bus(Protocol):
     """Carries what ingest accepted to every edge, and the edges' demand back to ingest."""

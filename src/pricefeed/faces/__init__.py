@@ -71,7 +71,7 @@ def build_listeners(services: Services, settings: Settings, oracle: Oracle | Non
 
     def picows(name: str, server: PicowsServer, host: str, port: int) -> None:
         async def start() -> None:
-            await server.start(host, port)
+            await server.start(host, port, settings.reuse_port)
 
         components[name] = Task(name, start, server.close, lambda: {"connections": len(server.connections)})
         ports[name] = lambda: server.port
@@ -104,7 +104,8 @@ def build_listeners(services: Services, settings: Settings, oracle: Oracle | Non
     if settings.crypto:
         crypto = CryptoService(services.hub, parse_coins(settings.coingecko_coins), host=settings.crypto_host,
                                port=settings.crypto_port, health=services.health,
-                               cors_origins=settings.crypto_cors_origins, max_message_bytes=limits.max_message_bytes)
+                               cors_origins=settings.crypto_cors_origins, max_message_bytes=limits.max_message_bytes,
+                               reuse_port=settings.reuse_port)
         components["crypto"] = crypto
         ports["crypto"] = lambda: crypto.port
 
@@ -130,7 +131,8 @@ def build_listeners(services: Services, settings: Settings, oracle: Oracle | Non
         rest_app = KeyGuard(create_rest_app(services, hermes_sse, lazer_face), services.access, services.metrics,
                             api_face_of)
         server = ApiServer(rest_app, settings.api_host, settings.api_port,
-                           websockets=websockets, streams=[hermes_sse], header_timeout_s=limits.idle_timeout_s)
+                           websockets=websockets, streams=[hermes_sse], header_timeout_s=limits.idle_timeout_s,
+                           reuse_port=settings.reuse_port)
         components["api"] = Task("api", server.start, server.close)
         ports["api"] = lambda: server.port
         listeners += [hermes_ws, hermes_sse]

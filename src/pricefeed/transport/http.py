@@ -26,6 +26,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from ..metrics import Metrics
 from ..policy import OPEN_PATHS, AccessPolicy, OriginPolicy, Refusal, log_refusal
 from .listener import Listener
+from .ports import shared_socket
 from .sansio_ws import upgrade_protocol
 
 log = logging.getLogger(__name__)
@@ -169,8 +170,9 @@ class ApiServer:
 
     def __init__(self, app: Any, host: str, port: int, websockets: Mapping[str, Listener],
                  streams: list[Listener], header_timeout_s: float = 10.0,
-                 description: str = "REST API (docs at /docs, metrics at /metrics)") -> None:
+                 description: str = "REST API (docs at /docs, metrics at /metrics)", reuse_port: bool = False) -> None:
         self.description = description
+        self.reuse_port = reuse_port
         self.websockets = dict(websockets)
         self.listeners = [*dict.fromkeys([*self.websockets.values(), *streams])]
         http = type("PricefeedHttpProtocol", (ApiHttpProtocol,), {"header_timeout_s": header_timeout_s})
@@ -180,13 +182,14 @@ class ApiServer:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._server.serve(), name=f"http-server-{id(self):x}")
+        config = self._server.config
+        sockets = [shared_socket(config.host, config.port)] if self.reuse_port else None
+        self._task = asyncio.create_task(self._server.serve(sockets), name=f"http-server-{id(self):x}")
         while not self._server.started:
             if self._task.done():
                 self._task.result()  # re-raises why it failed (e.g. port in use)
                 raise RuntimeError("the API server stopped during start-up")
             await asyncio.sleep(0.01)
-        config = self._server.config
         log.info("%s on http://%s:%d", self.description, config.host, self.port)
 
     @property

@@ -176,14 +176,15 @@ class PicowsServer(Listener):
             return _refusal(admitted.status, admitted.message)
         return PicowsConnection(self, handshake, admitted)
 
-    async def start(self, host: str, port: int) -> None:
+    async def start(self, host: str, port: int, reuse_port: bool = False) -> None:
+        """Listen on ``host:port``; ``reuse_port``: share the port with other processes (``--workers``)."""
         self._server = await ws_create_server(
             self._upgrade, host, port,
             max_frame_size=self.limits.max_message_bytes,
             enable_auto_ping=True, auto_ping_idle_timeout=20, auto_ping_reply_timeout=20,
             websocket_handshake_timeout=self.limits.idle_timeout_s,
             # Client messages are small; picows grows the buffer when one is not (default 16 KiB per connection).
-            read_buffer_init_size=2048)
+            read_buffer_init_size=2048, reuse_port=reuse_port)
         log.info("%s listening on ws://%s:%d", self.face, host, self.port)
 
     @property

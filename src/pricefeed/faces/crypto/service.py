@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from ...coins import Coin
 from ...hub import Hub
+from ...transport.ports import shared_socket
 from .channels import CryptoChannels
 from .hub_link import HubLink
 
@@ -41,11 +42,12 @@ class CryptoService:
 
     def __init__(self, hub: Hub, coins: Sequence[Coin], *, host: str = "0.0.0.0", port: int = 5000,
                  health: Callable[[], dict[str, Any]] = dict, cors_origins: Sequence[str] = ("*",),
-                 max_message_bytes: int = 64 * 1024) -> None:
+                 max_message_bytes: int = 64 * 1024, reuse_port: bool = False) -> None:
         self.link = HubLink(hub)
         self.channels = CryptoChannels(self.link, coins, cors_origins=cors_origins,
                                        max_message_bytes=max_message_bytes)
         self.host = host
+        self.reuse_port = reuse_port
         self._health = health
         routes = [Route("/health", self._health_endpoint), Route("/test-websocket", self._page),
                   Route(f"/static/{CLIENT_JS}", self._client_js), Route("/", self._index)]
@@ -61,7 +63,9 @@ class CryptoService:
 
     async def start(self) -> None:
         self.channels.start()
-        self._task = asyncio.create_task(self.server.serve(), name="crypto-prices")
+        config = self.server.config
+        sockets = [shared_socket(config.host, config.port)] if self.reuse_port else None  # --workers
+        self._task = asyncio.create_task(self.server.serve(sockets), name="crypto-prices")
         while not self.server.started:
             if self._task.done():
                 self._task.result()  # re-raises why it failed (e.g. port in use)

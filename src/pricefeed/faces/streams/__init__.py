@@ -48,7 +48,7 @@ def create_streams_server(services: Services, settings: Settings) -> tuple[ApiSe
                        settings.streams_port, websockets={e.path: listener for e, listener in listeners},
                        streams=[], header_timeout_s=limits.idle_timeout_s,
                        description="stream service (seed 004: /ws/stream, /ws/analysis, /ws/alerts, "
-                                   "/ws/portfolio, /health, /connections, /test)")
+                                   "/ws/portfolio, /health, /connections, /test)", reuse_port=settings.reuse_port)
     return server, [listener for _, listener in listeners]
 
 
