@@ -25,6 +25,7 @@ from .hermes_json import (
     parse_asset_type,
     parse_bool,
     parse_encoding,
+    parse_i64,
     parse_ids,
     price_feed,
     price_update_body,
@@ -120,9 +121,8 @@ def create_hermes_router(services: Services, streams: Listener) -> APIRouter:
     @hermes_errors
     async def at_time(request: Request) -> Response:
         raw = request.path_params["publish_time"]
-        try:
-            publish_time = int(raw)
-        except ValueError:
+        publish_time = parse_i64(raw)
+        if publish_time is None:
             return PlainTextResponse(f"Invalid URL: Cannot parse `{raw}` to a `i64`", status_code=400)
         query = UpdatesQuery.of(request)
         unknown = [i for i in query.ids if i not in hub.feeds]
