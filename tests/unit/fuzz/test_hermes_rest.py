@@ -63,7 +63,7 @@ class Query:
                 self.bad |= key == "ids"
                 if feed_id not in self.ids:
                     self.ids.append(feed_id)
-        self.bad |= not any(k == "ids[]" or k.startswith("ids[") and k[4:-1].isdigit() and k.endswith("]")
+        self.bad |= not any(k == "ids[]" or (k.startswith("ids[") and k[4:-1].isdigit() and k.endswith("]"))
                             for k in self.params)
         self.bad |= any(self.params.get(name, "true") not in ("true", "false") for name in bools)
 

@@ -49,7 +49,7 @@ def check_reply(request: Any, reply: Any) -> None:
     """One request's reply (None: not answered) has the form and the code its request calls for."""
     answered, reply_id = expected_id(request)
     if reply is None:
-        assert not answered or _invalid(request) is None and _method(request) is not None, request
+        assert not answered or (_invalid(request) is None and _method(request) is not None), request
         return
     assert reply["jsonrpc"] == "2.0"
     problem = _invalid(request)
@@ -146,9 +146,7 @@ def test_every_request_gets_the_json_rpc_answer_its_form_calls_for(frame: bytes)
 def _answered(request: Any) -> bool:
     """Whether a request of a batch gets an entry in the answer array."""
     answered, _ = expected_id(request)
-    if answered or _invalid(request) is not None:
-        return True
-    return False
+    return bool(answered or _invalid(request) is not None)
 
 
 RESULT_OF = {

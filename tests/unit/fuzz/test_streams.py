@@ -34,7 +34,8 @@ CONTEXT = StreamContext(APP.hub, SYMBOLS, StreamCodecs(SYMBOLS, APP.analytics), 
 KINDS = ["subscribe", "unsubscribe", "heartbeat", "ping", "create_alert", "list_alerts", "delete_alert",
          "set_position", "get_portfolio", "nope"]
 SYMBOL = st.sampled_from(["BTC", "btc/usd", "Crypto.ETH/USD", SOL, "0x" + BTC.upper(), "NOPE", "", " "]) | JSON
-NUMBER = st.integers() | st.floats(allow_nan=False) | st.sampled_from(["1.5", "1e999999", "1e-25", "1e17", "-1", "x"]) | JSON
+NUMBER = st.integers() | st.floats(allow_nan=False) | JSON | st.sampled_from(
+    ["1.5", "1e999999", "1e-25", "1e17", "-1", "x"])
 RULE = st.fixed_dictionaries({"type": st.sampled_from(["price_above", "percent_move", "volume_spike",
                                                        "breakout_low", "x"]) | JSON},
                              optional={"level": NUMBER, "percent": NUMBER, "window_s": NUMBER, "bars": NUMBER,
