@@ -16,7 +16,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from starlette.datastructures import QueryParams
 
-from pricefeed.faces.hermes_json import ASSET_TYPES
+from pricefeed.faces.hermes_json import ASSET_TYPES, QueryError, parse_id, parse_ids
 from pricefeed.model import parse_feed_id
 
 from .service import BTC, ETH, PRICED, SOL, START_S, built, rest_app
@@ -177,3 +177,19 @@ def test_price_feed_metadata(pairs: list[tuple[str, str]]) -> None:
 
 
 APP_SYMBOLS = {BTC: "Crypto.BTC/USD", ETH: "Crypto.ETH/USD", SOL: "Crypto.SOL/USD"}
+
+
+@given(st.text(max_size=70))
+def test_ids_parse_or_get_hermes_error(text: str) -> None:
+    try:
+        feed_id = parse_id(text)
+    except QueryError as exc:
+        assert str(exc).startswith(DESERIALIZE)
+    else:
+        assert len(feed_id) == 64 and int(feed_id, 16) >= 0
+
+
+@given(st.binary(min_size=32, max_size=32), st.booleans())
+def test_ids_round_trip(raw: bytes, prefixed: bool) -> None:
+    text = ("0x" if prefixed else "") + raw.hex()
+    assert parse_ids([("ids[]", text)]) == [raw.hex()]
