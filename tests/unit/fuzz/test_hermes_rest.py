@@ -51,24 +51,26 @@ class Query:
 
     def __init__(self, pairs: list[tuple[str, str]], bools: tuple[str, ...]) -> None:
         self.params = QueryParams(urlencode(pairs))
-        self.bad = False
         self.ids: list[str] = []
-        for key, value in self.params.multi_items():
-            if key == "ids" or key == "ids[]" or (key.startswith("ids[") and key.endswith("]") and key[4:-1].isdigit()):
-                try:
-                    feed_id = parse_feed_id(value)
-                except ValueError:
-                    self.bad = True
-                    continue
-                self.bad |= key == "ids"
-                if feed_id not in self.ids:
-                    self.ids.append(feed_id)
-        self.bad |= not any(k == "ids[]" or (k.startswith("ids[") and k[4:-1].isdigit() and k.endswith("]"))
-                            for k in self.params)
-        self.bad |= any(self.params.get(name, "true") not in ("true", "false") for name in bools)
+        self.bad = "ids" in self.params  # Hermes wants ids[]
+        listed = [value for key, value in self.params.multi_items() if _listed_id(key)]
+        for value in listed:
+            try:
+                feed_id = parse_feed_id(value)
+            except ValueError:
+                self.bad = True
+                continue
+            if feed_id not in self.ids:
+                self.ids.append(feed_id)
+        self.bad |= not listed or any(self.params.get(name, "true") not in ("true", "false") for name in bools)
 
     def flag(self, name: str, default: bool) -> bool:
         return self.params.get(name, "true" if default else "false") == "true"
+
+
+def _listed_id(key: str) -> bool:
+    """``ids[]`` or ``ids[0]``."""
+    return key == "ids[]" or (key.startswith("ids[") and key.endswith("]") and key[4:-1].isdigit())
 
 
 def check_400(response: httpx.Response) -> None:
