@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from typing import Any
 
 from .hub import Hub
@@ -22,6 +22,10 @@ from .topics import Topic, derived_topic
 
 PORTFOLIO = "portfolio"
 CENT = Decimal("0.01")
+SMALLEST, LARGEST = Decimal("1e-30"), Decimal("1e18")
+"""The magnitudes a quantity or a cost may have (or 0)."""
+_WIDE = Context(prec=80)
+"""Rounds a value or percent to the cent however many digits it has (a 28-digit context refuses past 28)."""
 
 
 def portfolio_topic(owner: str, feed_id: FeedId) -> Topic:
@@ -29,11 +33,11 @@ def portfolio_topic(owner: str, feed_id: FeedId) -> Topic:
 
 
 def money(value: Decimal) -> Decimal:
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+    return value.quantize(CENT, rounding=ROUND_HALF_UP, context=_WIDE)
 
 
 def percent(part: Decimal, whole: Decimal) -> Decimal | None:
-    return None if not whole else (part * 100 / abs(whole)).quantize(CENT, rounding=ROUND_HALF_UP)
+    return None if not whole else (part * 100 / abs(whole)).quantize(CENT, rounding=ROUND_HALF_UP, context=_WIDE)
 
 
 def price_of(update: PriceUpdate) -> Decimal:
@@ -51,6 +55,8 @@ def decimal_of(raw: object, name: str) -> Decimal:
         raise ValueError(f"\"{name}\" must be a number, got {raw!r}") from None
     if not value.is_finite():
         raise ValueError(f"\"{name}\" must be finite, got {raw!r}")
+    if value and not SMALLEST <= abs(value) < LARGEST:  # beyond, marking to market would overflow Decimal
+        raise ValueError(f"\"{name}\" must be 0 or of magnitude from {SMALLEST} to below {LARGEST}, got {raw!r}")
     return value
 
 

@@ -6,6 +6,7 @@ Ids go out as lowercase hex without ``0x``; ``price`` and ``conf`` are strings;
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -17,6 +18,7 @@ ASSET_TYPES = ("crypto", "fx", "equity", "metal", "rates", "crypto_redemption_ra
                "crypto_nav", "eco", "kalshi")
 EMITTER_CHAIN_PYTHNET = 26
 _HEX = set("0123456789abcdefABCDEF")
+_I64_TEXT = re.compile(r"[+-]?[0-9]+", re.ASCII)
 
 
 class QueryError(ValueError):
@@ -62,6 +64,15 @@ def parse_ids(items: Iterable[tuple[str, str]], *, required: bool = True) -> lis
     if required and not found:
         raise query_error("missing field `ids`")
     return ids
+
+
+def parse_i64(text: str) -> int | None:
+    """``text`` as Rust's ``i64::from_str`` reads it (ASCII digits, an optional sign, within i64), else None.
+    Python's ``int`` would also take ``1_000``, spaces and other scripts' digits."""
+    if not _I64_TEXT.fullmatch(text):
+        return None
+    value = int(text)
+    return value if -(2**63) <= value < 2**63 else None
 
 
 def parse_bool(value: str | None, default: bool) -> bool:

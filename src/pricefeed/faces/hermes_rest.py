@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request, Response
@@ -19,12 +20,14 @@ from ..transport.http import TakeOver
 from ..transport.listener import Listener
 from ..transport.sse import EventFormat, SseStream
 from .hermes_json import (
+    ASSET_TYPES,
     QueryError,
     feed_metadata,
     not_found,
     parse_asset_type,
     parse_bool,
     parse_encoding,
+    parse_i64,
     parse_ids,
     price_feed,
     price_update_body,
@@ -33,6 +36,23 @@ from .hermes_sse import KEEPALIVE_S, MAX_CONNECTION_S, SLOW_CONSUMER, TIMEOUT_24
 from .services import Services
 
 JSON = "application/json"
+_TEXT = {"text/plain": {"schema": {"type": "string"}}}
+HERMES_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Hermes' text saying what is wrong with the request", "content": _TEXT},
+    404: {"description": "Hermes' text naming the ids not found", "content": _TEXT}}
+
+
+def _query(name: str, schema: dict[str, Any], required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": required, "schema": schema}
+
+
+_BOOL = {"type": "boolean"}
+_IDS = _query("ids[]", {"type": "array", "items": {"type": "string"}}, required=True)
+_UPDATES_QUERY = [_IDS, _query("encoding", {"enum": ["hex", "base64"]}), _query("parsed", _BOOL),
+                  _query("ignore_invalid_price_ids", _BOOL)]
+"""The query of the ``/v2/updates/price/...`` routes, for the OpenAPI document (the handlers read it as Hermes
+does, from the raw query)."""
+_PUBLISH_TIME = {"name": "publish_time", "in": "path", "required": True, "schema": {"type": "integer"}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +74,7 @@ class UpdatesQuery:
 
 def create_hermes_router(services: Services, streams: Listener) -> APIRouter:
     """Hermes' HTTP routes; event streams are handed to ``streams``, the API port's SSE listener."""
-    router = APIRouter(tags=["Hermes-compatible"])
+    router = APIRouter(tags=["Hermes-compatible"], responses=HERMES_ERRORS)
     hub = services.hub
 
     def hermes_errors(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
@@ -73,7 +93,8 @@ def create_hermes_router(services: Services, streams: Listener) -> APIRouter:
         missing = [i for i in ids if i not in hub.latest or i not in hub.feeds]
         return found, ([] if ignore_invalid else missing)
 
-    @router.get("/v2/price_feeds", summary="Feed metadata (Hermes)")
+    @router.get("/v2/price_feeds", summary="Feed metadata (Hermes)", openapi_extra={"parameters": [
+        _query("query", {"type": "string"}), _query("asset_type", {"enum": list(ASSET_TYPES)})]})
     @hermes_errors
     async def price_feeds(request: Request) -> Response:
         params = request.query_params
@@ -86,7 +107,8 @@ def create_hermes_router(services: Services, streams: Listener) -> APIRouter:
             feeds = [f for f in feeds if f.asset_type_key == asset_type]
         return Response(orjson.dumps([feed_metadata(f) for f in feeds]), media_type=JSON)
 
-    @router.get("/v2/updates/price/latest", summary="Latest price updates (Hermes)")
+    @router.get("/v2/updates/price/latest", summary="Latest price updates (Hermes)",
+                openapi_extra={"parameters": _UPDATES_QUERY})
     @hermes_errors
     async def latest(request: Request) -> Response:
         query = UpdatesQuery.of(request)
@@ -116,13 +138,13 @@ def create_hermes_router(services: Services, streams: Listener) -> APIRouter:
 
         return TakeOver(lambda: SseStream(streams, handshake, event_format, session))
 
-    @router.get("/v2/updates/price/{publish_time}", summary="Price updates at or after a time (Hermes)")
+    @router.get("/v2/updates/price/{publish_time}", summary="Price updates at or after a time (Hermes)",
+                openapi_extra={"parameters": [_PUBLISH_TIME, *_UPDATES_QUERY]})
     @hermes_errors
     async def at_time(request: Request) -> Response:
         raw = request.path_params["publish_time"]
-        try:
-            publish_time = int(raw)
-        except ValueError:
+        publish_time = parse_i64(raw)
+        if publish_time is None:
             return PlainTextResponse(f"Invalid URL: Cannot parse `{raw}` to a `i64`", status_code=400)
         query = UpdatesQuery.of(request)
         unknown = [i for i in query.ids if i not in hub.feeds]
@@ -138,7 +160,8 @@ def create_hermes_router(services: Services, streams: Listener) -> APIRouter:
     async def price_feed_ids() -> Response:
         return Response(orjson.dumps(list(hub.feeds)), media_type=JSON)
 
-    @router.get("/api/latest_price_feeds", summary="Latest price feeds (Hermes, legacy)")
+    @router.get("/api/latest_price_feeds", summary="Latest price feeds (Hermes, legacy)", openapi_extra={
+        "parameters": [_IDS, _query("verbose", _BOOL), _query("binary", _BOOL)]})
     @hermes_errors
     async def latest_price_feeds(request: Request) -> Response:
         params = request.query_params
@@ -150,11 +173,12 @@ def create_hermes_router(services: Services, streams: Listener) -> APIRouter:
             return PlainTextResponse(not_found(missing), status_code=404)
         return Response(orjson.dumps([price_feed(u, verbose=verbose) for u in updates]), media_type=JSON)
 
-    @router.get("/live", summary="Liveness (Hermes)")
+    @router.get("/live", summary="Liveness (Hermes)", response_class=PlainTextResponse)
     async def live() -> PlainTextResponse:
         return PlainTextResponse("OK")
 
-    @router.get("/ready", summary="Readiness (Hermes)")
+    @router.get("/ready", summary="Readiness (Hermes)", response_class=PlainTextResponse,
+                responses={503: {"description": "Not ready, and why", "content": {JSON: {}}}})
     async def ready() -> Response:
         fresh = [f for f in hub.feeds if not hub.is_stale(f)]
         if fresh and not services.stopping():

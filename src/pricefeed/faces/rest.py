@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
@@ -73,6 +73,16 @@ class AssetSummary(BaseModel):
     diverging: bool
 
 
+class ErrorOut(BaseModel):
+    error: str
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "A bad request, and what is wrong with it"},
+    404: {"model": ErrorOut, "description": "No such thing"}}
+"""What every route may answer besides its result (validation errors are 400s here, not FastAPI's 422s)."""
+
+
 class ApiError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -84,7 +94,7 @@ def create_rest_app(app: Services, hermes_streams: Listener, lazer: LazerFace | 
     api = FastAPI(title="pricefeed", version=__version__,
                   description="Real-time market prices: status and feeds, and a Hermes-compatible API "
                               "(`/v2/...`, `/api/...`, and the WebSocket `/ws`) that Pyth's own clients can use "
-                              "unchanged. Prometheus metrics at `/metrics`.")
+                              "unchanged. Prometheus metrics at `/metrics`.", responses=ERRORS)
     # Hermes allows every origin, so browser apps using hermes-client work from any page.
     api.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "HEAD", "OPTIONS"],
                        allow_headers=["*"])
@@ -176,7 +186,7 @@ def create_rest_app(app: Services, hermes_streams: Listener, lazer: LazerFace | 
                                 f"{shown or 'none yet'}")
         return AssetOut.model_validate(view)
 
-    @api.get("/metrics", summary="Prometheus metrics")
+    @api.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
     async def metrics() -> Response:
         return Response(app.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 

@@ -26,6 +26,10 @@ SOURCE = COINGECKO
 VS_CURRENCY = "usd"
 FEED_EXPO = -8
 """Prices get at least this many decimals (Pyth's crypto exponent); more when CoinGecko sends more."""
+MIN_EXPO = -30
+"""The smallest exponent a price may have (30 decimals)."""
+_I64 = 2**63
+MAX_PRICE = Decimal(_I64).scaleb(FEED_EXPO)
 PER_PAGE = 250
 """The most coins ``/coins/markets`` returns in one call."""
 PUBLIC_URL = "https://api.coingecko.com/api/v3"
@@ -108,7 +112,11 @@ def market_update(coin: Coin, entry: dict[str, Any]) -> PriceUpdate:
     assert price is not None
     if price <= 0:
         raise ValueError(f"current_price {price} is not positive")
-    mantissa, expo = to_mantissa(price)
+    # Checked before and after scaling: 1e999999 scaled would have 3 million bits, which no face can render.
+    mantissa, expo = to_mantissa(price) if price < MAX_PRICE else (_I64, FEED_EXPO)
+    if mantissa >= _I64 or expo < MIN_EXPO:
+        raise ValueError(f"current_price {price} is out of range: a price is an i64 mantissa, exponent {MIN_EXPO} "
+                         f"or more")
     publish_time_us = parse_time_us(entry.get("last_updated"))
     stats = MarketStats(change_24h=_number(entry, "price_change_24h"),
                         change_percent_24h=_number(entry, "price_change_percentage_24h"),

@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from ... import __version__
@@ -23,6 +24,17 @@ from .endpoints import Endpoint
 from .portfolio_routes import add_portfolio_routes
 from .session import StreamSession
 from .symbols import SymbolIndex
+
+
+class ErrorOut(BaseModel):
+    error: str
+    timestamp: str
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "A bad request, and what is wrong with it"},
+    404: {"model": ErrorOut, "description": "No such thing"}}
+"""What every route may answer besides its result."""
 
 
 def connection_rows(listeners: Sequence[tuple[Endpoint, Listener]]) -> list[dict[str, Any]]:
@@ -42,7 +54,8 @@ def create_streams_app(services: Services, listeners: Sequence[tuple[Endpoint, L
                        origins: OriginPolicy, now: Callable[[], str], symbols: SymbolIndex | None = None) -> Any:
     with_alerts = symbols is not None and (services.alerts is not None or services.portfolio is not None)
     api = FastAPI(title="pricefeed stream service", version=__version__, redoc_url=None,
-                  docs_url="/docs" if with_alerts else None, openapi_url="/openapi.json" if with_alerts else None)
+                  docs_url="/docs" if with_alerts else None, openapi_url="/openapi.json" if with_alerts else None,
+                  responses=ERRORS)
     allowed = ["*"] if origins.allowed is None else sorted(origins.allowed)
     api.add_middleware(CORSMiddleware, allow_origins=allowed, allow_headers=["*"],
                        allow_methods=["GET", "HEAD", "OPTIONS", "POST", "PUT", "DELETE"])

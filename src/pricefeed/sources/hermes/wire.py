@@ -30,6 +30,9 @@ API_KEY_NEEDED = "Hermes requires an API key: pass --pyth-api-key"
 API_KEY_REFUSED = "Hermes refused the API key: check --pyth-api-key"
 
 _I64 = 2**63
+MAX_EXPO = 30
+LAST_SECOND = 253402300800
+"""Year 10000 in unix seconds."""
 _U64 = 2**64
 _HEX_ID = re.compile(r"0x([0-9a-fA-F]{64})")
 
@@ -82,13 +85,14 @@ def parse_price_item(item: object, source: str = "hermes") -> PriceUpdate:
         metadata = {}
     elif not isinstance(metadata, dict):
         raise HermesProtocolError(f"{feed_id}: metadata is not an object")
-    publish_time = _integer(price, "publish_time", feed_id)
-    prev_publish_time = _optional_integer(metadata, "prev_publish_time", feed_id)
+    publish_time = _time(price, "publish_time", feed_id)
+    has_prev = metadata.get("prev_publish_time") is not None
+    prev_publish_time = _time(metadata, "prev_publish_time", feed_id) if has_prev else None
     return PriceUpdate(
         feed_id=feed_id,
         price=_mantissa(price, "price", feed_id, signed=True),
         conf=_mantissa(price, "conf", feed_id, signed=False),
-        expo=_integer(price, "expo", feed_id),
+        expo=_expo(price, feed_id),
         publish_time_us=publish_time * 1_000_000,
         ema_price=_mantissa(ema, "price", feed_id, signed=True),
         ema_conf=_mantissa(ema, "conf", feed_id, signed=False),
@@ -124,6 +128,22 @@ def _integer(obj: dict[str, Any], key: str, feed_id: str) -> int:
     value = obj.get(key)
     if type(value) is not int:  # excludes bool and float
         raise HermesProtocolError(f"{feed_id}: '{key}' must be an integer, got {value!r}")
+    return value
+
+
+def _expo(obj: dict[str, Any], feed_id: str) -> int:
+    """Pyth's exponent: an i32 on the wire, within ±30 in fact; more would make a price no face can render."""
+    expo = _integer(obj, "expo", feed_id)
+    if not -MAX_EXPO <= expo <= MAX_EXPO:
+        raise HermesProtocolError(f"{feed_id}: 'expo' out of range: {expo}")
+    return expo
+
+
+def _time(obj: dict[str, Any], key: str, feed_id: str) -> int:
+    """Unix seconds: an i64 on the wire, but a time past year 9999 (or before 1970) is no time a face can show."""
+    value = _integer(obj, key, feed_id)
+    if not 0 <= value < LAST_SECOND:
+        raise HermesProtocolError(f"{feed_id}: '{key}' out of range: {value}")
     return value
 
 
