@@ -20,6 +20,7 @@ from .analytics.analysis import AnalysisBook
 from .analytics.candles import CandleBook, parse_interval
 from .analytics.days import DayClock
 from .analytics.market import MarketDays
+from .analytics.risk import RiskBook
 from .analytics.writer import AnalyticsWriter
 from .components import Assembly, Component, Task
 from .config import Settings
@@ -110,7 +111,8 @@ class App:
                              history=settings.candle_history, grace_s=settings.candle_grace, day_of=clock.day_of)
         self.hub.add_listener(days.add)
         self.hub.add_listener(candles.add)
-        return Analytics(clock, days, candles, AnalysisBook(self.hub, candles))
+        risk = RiskBook(candles, clock.schedule, self.hub.feeds, settings.risk_window, settings.risk_benchmark)
+        return Analytics(clock, days, candles, AnalysisBook(self.hub, candles, risk))
 
     def _day_change(self, update: PriceUpdate) -> Decimal | None:
         """The price's change since the previous session's close (the day's PnL per unit held)."""

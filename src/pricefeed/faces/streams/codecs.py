@@ -163,7 +163,8 @@ class MarketCodec:
 
 class AnalysisCodec:
     """/ws/analysis: a bar's ``technical_indicators`` (``null`` until warm) and the ``patterns`` that fired on
-    the last closed bar, with the bar and the periods they were computed with; ``final`` once the bar closed."""
+    the last closed bar, with the bar and the periods they were computed with; ``final`` once the bar closed;
+    and the symbol's ``risk_metrics`` up to the last closed bar (each ``null`` until its window is full)."""
 
     face = FACE
 
@@ -180,6 +181,7 @@ class AnalysisCodec:
             "data": {"interval": bar.interval.label, "final": bar.final, "bar": candle_fields(bar),
                      "technical_indicators": item.indicators, "patterns": item.patterns or [],
                      "patterns_ready": item.patterns is not None,
+                     "risk_metrics": None if item.risk is None else item.risk.fields(),
                      "periods": {name: getattr(periods, name) for name in periods.__dataclass_fields__}},
         })
 
