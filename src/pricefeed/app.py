@@ -26,6 +26,7 @@ from .components import Assembly, Component, Task
 from .config import Settings
 from .faces import Listening, build_listeners
 from .faces.services import Services
+from .fx import FxRates
 from .history import PriceHistory
 from .metrics import Metrics
 from .model import PriceUpdate
@@ -69,7 +70,8 @@ class App:
         self.analytics = self._analytics(settings)
         self.alerts = AlertBook(self.hub, self.analytics.candles)  # after the candles: it reads their bars
         self.hub.add_listener(self.alerts.add_updates)
-        self.portfolio = PortfolioBook(self.hub, self._day_change)
+        rates = FxRates(self.hub.feeds, self.hub.latest, self.hub.is_stale, settings.fx_rate)
+        self.portfolio = PortfolioBook(self.hub, self._day_change, settings.base_currency, rates)
         self.hub.add_listener(self.portfolio.add_updates)
         self.sources: list[Source] = [create_source(name, self.ingest, settings) for name in settings.source]
         # The local oracle is a source only when there are local products for publishers to price.

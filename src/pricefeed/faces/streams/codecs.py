@@ -228,8 +228,8 @@ def decimal_number(value: object) -> object:
 
 class PortfolioCodec:
     """/ws/portfolio: the owner's position in the symbol marked at this price (``position`` with
-    ``current_value``), its unrealised ``pnl`` and ``pnl_percent``, the day's PnL, and the owner's ``total``
-    per currency."""
+    ``current_value``), its unrealised ``pnl`` and ``pnl_percent``, the day's PnL, the PnL its trades realised,
+    the owner's ``total`` per currency and ``base_total`` in the base currency (with the rates it used)."""
 
     face = FACE
 
@@ -244,7 +244,7 @@ class PortfolioCodec:
             "type": "data", "data_type": "portfolio", "symbol": symbol, "timestamp": iso_time(item.time_us),
             "data": {"owner": item.owner, "position": position, "pnl": position["unrealised_pnl"],
                      "pnl_percent": position["unrealised_pnl_percent"], "day_pnl": position["day_pnl"],
-                     "total": item.totals},
+                     "realised_pnl": position["realised_pnl"], "total": item.totals, "base_total": item.base_total},
         }, default=decimal_number)
 
 
