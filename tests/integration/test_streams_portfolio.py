@@ -138,7 +138,8 @@ async def test_trades_realise_pnl_and_a_mixed_portfolio_totals_in_the_base_curre
         docs = (await http.get("/openapi.json")).json()
         assert set(docs["paths"]["/portfolio/trades"]) == {"post"}
         await send(ws, {"type": "trade", "symbol": "TCS", "quantity": 0})
-        assert (await recv_exact(ws, "error"))["message"] == '"quantity" must not be zero: positive buys, negative sells'
+        error = await recv_exact(ws, "error")
+        assert error["message"] == '"quantity" must not be zero: positive buys, negative sells'
 
 
 @pytest.mark.parametrize(("message", "error"), [
