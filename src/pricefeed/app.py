@@ -244,4 +244,5 @@ class App:
             **({"pythd": self.listeners.pythd.status()} if self.listeners.pythd is not None else {}),
             **({"crypto": self.listeners.crypto.status()} if self.listeners.crypto is not None else {}),
             "candles": self.analytics.candles.status(),
+            "analysis": self.analytics.analysis.status(),
         }
