@@ -89,16 +89,17 @@ class Hub:
         """Publish a derived topic's newest item (a candle, an alert, ...); it goes out in the next pass.
 
         A pass carries one item per topic, the newest. With ``every`` no item is replaced: one that finds its
-        topic taken waits for the following pass, in order (each closed bar's analysis reaches its clients).
+        topic taken waits for the following pass, in order (each closed bar's analysis reaches its clients), and
+        becomes the topic's ``latest_events`` snapshot only then, so a subscriber's snapshot is never ahead of
+        what the passes still deliver.
         """
-        self.latest_events[topic] = item
         queued = self._queued.get(topic)
         if queued is not None:
             queued.append(item)
         elif every and topic in self._events:
             self._queued[topic] = deque((item,))
         else:
-            self._events[topic] = item
+            self._events[topic] = self.latest_events[topic] = item
         self._schedule_pass()
 
     def _schedule_pass(self) -> None:
@@ -114,7 +115,7 @@ class Hub:
         if self._queued:
             for topic in list(self._queued):
                 queued = self._queued[topic]
-                self._events[topic] = queued.popleft()
+                self._events[topic] = self.latest_events[topic] = queued.popleft()
                 if not queued:
                     del self._queued[topic]
             self._schedule_pass()

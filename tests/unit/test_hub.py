@@ -159,6 +159,8 @@ async def test_a_derived_topic_published_with_every_loses_no_item_and_keeps_thei
     for item in (1, 2, 3):
         hub.publish_event("bars", item, every=True)
         hub.publish_event("latest", item)
+    # A new subscriber's snapshot is what goes out next, never ahead of the items still to come.
+    assert hub.latest_events == {"bars": 1, "latest": 3}
     for _ in range(5):
         await asyncio.sleep(0)
     # One item per topic per pass: the three bars in three passes, of the plain topic only its newest.
