@@ -124,7 +124,7 @@ async def test_after_a_restart_a_subscriber_gets_indicators_from_the_stored_cand
     from ..service import in_process
 
     settings: dict[str, Any] = {"sim_interval": 0.05, "sim_equities": True, "sim_market_hours": False,
-                                "candle_intervals": ["1s"], "seed": 14}
+                                "candle_intervals": ["1s"], "seed": 14, "risk_window": 3}
     async with in_process(tmp_path, **settings) as app, connect(url(app, "analysis")) as ws:
         await subscribed(ws, {"symbol": "TCS", "interval": "1s", "periods": SHORT})
         for _ in range(6):
@@ -135,6 +135,8 @@ async def test_after_a_restart_a_subscriber_gets_indicators_from_the_stored_cand
         snapshot = await recv_json(ws)
     assert snapshot["data"]["final"] and snapshot["data"]["bar"]["start"] >= last["data"]["bar"]["start"]
     assert all(v is not None for v in snapshot["data"]["technical_indicators"].values())
+    risk = snapshot["data"]["risk_metrics"]  # warmed from the stored candles too
+    assert risk["returns"] == 3 and None not in (risk["volatility"], risk["max_drawdown"], risk["var_95"])
 
 
 async def test_risk_metrics_of_each_closed_bar_equal_numpys_over_the_streams_candles(tmp_path: Path) -> None:
