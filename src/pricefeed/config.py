@@ -94,7 +94,7 @@ class Settings(BaseSettings):
     publish_interval: float = Field(1.0, gt=0, description="Seconds between notify_price_sched to publishers")
     products_reload_interval: float = Field(2.0, gt=0, description="Seconds between checks of the products file")
     sim_equities: bool = Field(True, description="Simulate NSE equities (RELIANCE, TCS, ...) in rupees, with traded "
-                               "quantities and day volume (true or false)")
+                               "quantities and day volume, and the FX.USD/INR rate (true or false)")
     sim_market_hours: bool = Field(True, description="Simulated equities trade in their session only (NSE 09:15-15:30 "
                                    "IST); false: around the clock, for demos and tests at any hour")
     streams: bool = Field(True, description="Serve the stream service of seed 004: /ws/stream, /ws/analysis, "
