@@ -3,6 +3,7 @@
     pricefeed bench --quick                 # about a minute, for CI smoke use
     pricefeed bench --json bench.json       # the full run (several minutes)
     pricefeed bench --scenario idle         # one scenario
+    pricefeed bench --scenario analysis     # 200 clients on /ws/analysis over 50 symbols (--quick: 40 over 10)
     python -m benchmarks --quick            # the same without the pricefeed entry point
 """
 
@@ -16,14 +17,14 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from . import analysis, report, socketio
 from . import client as client_bench
-from . import report, socketio
 from .common import core_busy, cpu_jiffies
 from .harness import run_scenarios
 from .processes import Env, default_cpus, raise_fd_limit
 from .profiles import FANOUT_ONLY, PROFILES, SCENARIOS, SYSTEMS
 
-ALL_SCENARIOS = (*SCENARIOS, "socketio", client_bench.SCENARIO)
+ALL_SCENARIOS = (*SCENARIOS, "socketio", analysis.SCENARIO, client_bench.SCENARIO)
 
 
 def _cpus(text: str | None) -> set[int] | None:
@@ -108,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
                                              args.latency_rate)
             if "socketio" in scenarios:
                 scenario_results["socketio"] = socketio.run_socketio(profile.name, env, args.idle_connections)
+            if analysis.SCENARIO in scenarios:
+                scenario_results[analysis.SCENARIO] = analysis.run_analysis(profile.name, env)
             client_results = client_bench.run(profile.name, server_cpus, client_cpus, Path(workdir), env.say) \
                 if client_bench.SCENARIO in scenarios else None
         except KeyboardInterrupt:
@@ -148,16 +151,25 @@ def run(args: argparse.Namespace) -> int:
                       "that system's; the top-level ones are the seed-000 face's. faces_target (Hermes faces, "
                       ">= 0.5x) and streams_target (/ws/stream, >= 0.8x) compare peak deliveries per server "
                       "CPU-second with the seed-000 face's",
+            "analysis": "N clients on /ws/analysis (1s bars, default periods) spread over M simulated feeds each "
+                        "updated every 0.05 s; server_cpu_us_per_tick is the server's CPU over the accepted ticks; "
+                        "analyses_per_tick counts the bars the server analysed (forming and closed, its /health "
+                        "counter) per accepted tick, risk_measures_per_closed_bar the risk metrics it measured per "
+                        "distinct closed bar the clients received; the _if_per_client figures are what they would "
+                        "be were each client's computed for it (times clients per symbol)",
         },
         "scenarios": scenario_results,
     }
     if client_results is not None:
         results["client"] = client_results
     report.write_json(results, args.json)
-    harness_only = {**results, "scenarios": {k: v for k, v in scenario_results.items() if k != "socketio"}}
+    harness_only = {**results, "scenarios": {k: v for k, v in scenario_results.items()
+                                             if k not in ("socketio", analysis.SCENARIO)}}
     print(report.table(harness_only))
     if "socketio" in scenario_results:
         print(socketio.table(scenario_results["socketio"]))
+    if analysis.SCENARIO in scenario_results:
+        print(analysis.table(scenario_results[analysis.SCENARIO]))
     if client_results is not None:
         print(client_bench.table(client_results))
     plot_path = args.plot or args.json.with_suffix(".png")

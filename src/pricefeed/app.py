@@ -23,6 +23,7 @@ from .analytics.analysis import AnalysisBook
 from .analytics.candles import CandleBook, parse_interval
 from .analytics.days import DayClock
 from .analytics.market import MarketDays
+from .analytics.risk import RiskBook
 from .analytics.writer import AnalyticsWriter
 from .bus.local import LocalBus
 from .components import Assembly, Component, Task
@@ -30,6 +31,7 @@ from .config import Settings
 from .divergence import DivergenceCollector, DivergenceWatch
 from .faces import Listening, build_listeners
 from .faces.services import Services
+from .fx import FxRates
 from .history import PriceHistory
 from .hub import Hub
 from .ingest import Ingest
@@ -115,7 +117,8 @@ class App:
         self.analytics = self._analytics(settings)
         self.alerts = AlertBook(self.hub, self.analytics.candles)  # after the candles: it reads their bars
         self.hub.add_listener(self.alerts.add_updates)
-        self.portfolio = PortfolioBook(self.hub, self._day_change)
+        rates = FxRates(self.hub.feeds, self.hub.latest, self.hub.is_stale, settings.fx_rate)
+        self.portfolio = PortfolioBook(self.hub, self._day_change, settings.base_currency, rates)
         self.hub.add_listener(self.portfolio.add_updates)
         self.divergence = DivergenceWatch(self.hub, settings.divergence_bps, settings.divergence_hold,
                                           settings.divergence_clear_bps, settings.divergence_max_age)
@@ -241,7 +244,8 @@ class App:
                              history=settings.candle_history, grace_s=settings.candle_grace, day_of=clock.day_of)
         self.hub.add_listener(days.add)
         self.hub.add_listener(candles.add)
-        return Analytics(clock, days, candles, AnalysisBook(self.hub, candles))
+        risk = RiskBook(candles, clock.schedule, self.hub.feeds, settings.risk_window, settings.risk_benchmark)
+        return Analytics(clock, days, candles, AnalysisBook(self.hub, candles, risk))
 
     def _day_change(self, update: PriceUpdate) -> Decimal | None:
         """The price's change since the previous session's close (the day's PnL per unit held)."""
@@ -379,4 +383,5 @@ class App:
             "divergences": self.divergence.flagged(),
             **({"bus": self.bus.status()} if self.bus is not None else {}),
             **({"leadership": self.leadership.status()} if self.leadership is not None else {}),
+            "analysis": self.analytics.analysis.status(),
         }

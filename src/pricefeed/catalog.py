@@ -81,3 +81,9 @@ KNOWN_FEEDS: tuple[KnownFeed, ...] = (
     KnownFeed("49f6b65cb1de6b10eaf75e7c03ca029c306d0357e91b5311b175084a5ad55688",
               "Equity.US.AAPL/USD", "APPLE INC / US DOLLAR", -5, 230.0, 0.25),
 )
+
+FX_USD_INR = KnownFeed("0ac0f9a2886fc2dd708bc66cc2cea359052ce89d324f45d95fadbc6c4fcf1809",
+                       "FX.USD/INR", "US DOLLAR / INDIAN RUPEE", -5, 88.0, 0.05)
+"""Rupees per dollar: the simulated market walks it beside its NSE equities, so a portfolio of rupee and dollar
+positions has a rate to total them in one currency (not in ``KNOWN_FEEDS``: the default feed set stays as
+Hermes' crypto and US feeds)."""

@@ -94,7 +94,7 @@ class Settings(BaseSettings):
     publish_interval: float = Field(1.0, gt=0, description="Seconds between notify_price_sched to publishers")
     products_reload_interval: float = Field(2.0, gt=0, description="Seconds between checks of the products file")
     sim_equities: bool = Field(True, description="Simulate NSE equities (RELIANCE, TCS, ...) in rupees, with traded "
-                               "quantities and day volume (true or false)")
+                               "quantities and day volume, and the FX.USD/INR rate (true or false)")
     sim_market_hours: bool = Field(True, description="Simulated equities trade in their session only (NSE 09:15-15:30 "
                                    "IST); false: around the clock, for demos and tests at any hour")
     streams: bool = Field(True, description="Serve the stream service of seed 004: /ws/stream, /ws/analysis, "
@@ -125,6 +125,16 @@ class Settings(BaseSettings):
                                 description="Bars kept, stored and sent on subscribe, per feed and interval")
     candle_grace: float = Field(2.0, ge=0, le=3600, description="Seconds after its end that a bar without a later "
                                 "tick is closed (late ticks of a feed whose publish time lags)")
+    risk_window: int = Field(60, ge=2, le=10_000, description="Returns of closed bars that /ws/analysis's risk "
+                             "metrics (volatility, drawdown, VaR, expected shortfall, beta) are measured over; null "
+                             "until that many")
+    risk_benchmark: str | None = Field(None, description="The symbol /ws/analysis's beta is measured against, e.g. "
+                                       "BTC/USD (none: beta is null)")
+    base_currency: str = Field("USD", pattern=r"^[A-Za-z]{3,8}$", description="The currency /ws/portfolio's "
+                               "portfolio total is converted to")
+    fx_rate: Annotated[list[str], NoDecode] = Field(
+        [], description="A configured FX rate, e.g. USDINR=83.25 (units of the second currency per one of the "
+                        "first; repeatable); a feed's rate (the simulated FX.USD/INR) wins while it is fresh")
     kite_url: str = Field(KITE_TICKER_URL, description="Kite ticker WebSocket URL")
     kite_api_key: SecretStr | None = Field(None, description="Kite Connect API key; never logged")
     kite_access_token: SecretStr | None = Field(None, description="Kite Connect access token; never logged")
@@ -206,7 +216,7 @@ class Settings(BaseSettings):
 
     @field_validator("source", "pyth_sse_url", "feeds", "rpc_publisher", "rpc_origins", "cors_origins",
                      "candle_intervals", "kite_symbols", "lazer_url", "api_key", "coingecko_coins",
-                     "crypto_cors_origins", mode="before")
+                     "crypto_cors_origins", "fx_rate", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         """Accept ``sim,hermes`` from the environment or a file as well as a list."""
@@ -243,6 +253,20 @@ class Settings(BaseSettings):
         from .analytics.candles import parse_interval
 
         return list(dict.fromkeys(parse_interval(text).label for text in value))
+
+    @field_validator("fx_rate")
+    @classmethod
+    def _valid_fx_rates(cls, value: list[str]) -> list[str]:
+        from .fx import parse_rate
+
+        for text in value:
+            parse_rate(text)  # raises ValueError with what is wrong
+        return value
+
+    @field_validator("base_currency")
+    @classmethod
+    def _upper_currency(cls, value: str) -> str:
+        return value.upper()
 
     @field_validator("cors_origins")
     @classmethod

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, cast
 
@@ -43,6 +44,8 @@ class Hub:
         """Per topic, its subscribers grouped by wire format, so each item is encoded once per format."""
         self._listeners: list[BatchListener] = []
         self._events: dict[Topic, object] = {}
+        self._queued: dict[Topic, deque[object]] = {}
+        """Items of topics published with ``every``, beyond the one each pass carries, in order."""
         self._pass_scheduled = False
         self.deliveries = RateMeter()
         self._face_deliveries: dict[str, int] = {}
@@ -86,10 +89,24 @@ class Hub:
 
     # -- derived topics --------------------------------------------------------------
 
-    def publish_event(self, topic: Topic, item: object) -> None:
-        """Publish a derived topic's newest item (a candle, an alert, ...); it goes out in the next pass."""
-        self._events[topic] = item
-        self.latest_events[topic] = item
+    def publish_event(self, topic: Topic, item: object, every: bool = False) -> None:
+        """Publish a derived topic's newest item (a candle, an alert, ...); it goes out in the next pass.
+
+        A pass carries one item per topic, the newest. With ``every`` no item is replaced: one that finds its
+        topic taken waits for the following pass, in order (each closed bar's analysis reaches its clients), and
+        becomes the topic's ``latest_events`` snapshot only then, so a subscriber's snapshot is never ahead of
+        what the passes still deliver.
+        """
+        queued = self._queued.get(topic)
+        if queued is not None:
+            queued.append(item)
+        elif every and topic in self._events:
+            self._queued[topic] = deque((item,))
+        else:
+            self._events[topic] = self.latest_events[topic] = item
+        self._schedule_pass()
+
+    def _schedule_pass(self) -> None:
         if not self._pass_scheduled:
             self._pass_scheduled = True
             asyncio.get_running_loop().call_soon(self._publish_events)
@@ -99,6 +116,13 @@ class Hub:
         if self._events:
             events, self._events = self._events, {}
             self._fan_out(events, prices=False)
+        if self._queued:
+            for topic in list(self._queued):
+                queued = self._queued[topic]
+                self._events[topic] = self.latest_events[topic] = queued.popleft()
+                if not queued:
+                    del self._queued[topic]
+            self._schedule_pass()
 
     # -- feeds -----------------------------------------------------------------------
 

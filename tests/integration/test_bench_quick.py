@@ -75,7 +75,8 @@ def test_fanout_smoke_writes_json_and_plot(tmp_path: Path) -> None:
 def test_every_scenario_smoke(tmp_path: Path) -> None:
     results = run_bench(tmp_path, timeout=150)
     scenarios = results["scenarios"]
-    assert list(scenarios) == ["fanout", "latency", "idle", "slow", "socketio"]
+    assert list(scenarios) == ["fanout", "latency", "idle", "slow", "socketio", "analysis"]
+    scenarios.pop("analysis")
     socketio = scenarios.pop("socketio")
     assert set(socketio["baselines"]) == {"python-socketio"}
     for run in (socketio["pricefeed"], socketio["baselines"]["python-socketio"]):
@@ -85,6 +86,18 @@ def test_every_scenario_smoke(tmp_path: Path) -> None:
         check_systems(result, set())
     assert scenarios["idle"]["pricefeed"]["figure"]["bytes_per_connection"] is not None
     assert {"p99_without_ms", "p99_with_ms", "server_rss_growth_bytes"} <= set(scenarios["slow"]["pricefeed"]["figure"])
+
+
+@pytest.mark.slow  # about 20 s: a server, its clients and a measured window
+def test_analysis_smoke_computes_once_per_symbol_not_per_client(tmp_path: Path) -> None:
+    results = run_bench(tmp_path, "--scenario", "analysis", timeout=90)
+    analysis = results["scenarios"]["analysis"]
+    assert (analysis["clients"], analysis["symbols"], analysis["clients_per_symbol"]) == (8, 4, 2.0)
+    assert analysis["ticks"] > 0 and analysis["server_cpu_us_per_tick"] > 0 and analysis["closed_bars"] > 0
+    # Once per symbol: about one analysis per tick (plus one per close), where per client it would be two.
+    assert 0.8 < analysis["analyses_per_tick"] < 1.5
+    assert analysis["analyses_per_tick_if_per_client"] == pytest.approx(analysis["analyses_per_tick"] * 2, abs=0.002)
+    assert 0.5 < analysis["risk_measures_per_closed_bar"] < 1.5
 
 
 def _has_matplotlib() -> bool:

@@ -4,12 +4,14 @@ and bad choices get the protocol's error."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -66,7 +68,7 @@ async def test_each_bars_indicators_equal_talibs_batch_over_the_streams_candles(
             data = message["data"]
             assert message["data_type"] == "technical_analysis" and message["symbol"] == "RELIANCE"
             assert set(data) == {"interval", "final", "bar", "technical_indicators", "patterns", "patterns_ready",
-                                 "periods"}
+                                 "periods", "risk_metrics"}
             assert data["interval"] == "1s" and data["periods"] == asdict(Periods.parse(SHORT))
             while data["bar"]["start"] not in candles:
                 candle = await recv_until(stream, lambda m: m.get("data_type") == "candle" and m["data"]["final"],
@@ -122,7 +124,7 @@ async def test_after_a_restart_a_subscriber_gets_indicators_from_the_stored_cand
     from ..service import in_process
 
     settings: dict[str, Any] = {"sim_interval": 0.05, "sim_equities": True, "sim_market_hours": False,
-                                "candle_intervals": ["1s"], "seed": 14}
+                                "candle_intervals": ["1s"], "seed": 14, "risk_window": 3}
     async with in_process(tmp_path, **settings) as app, connect(url(app, "analysis")) as ws:
         await subscribed(ws, {"symbol": "TCS", "interval": "1s", "periods": SHORT})
         for _ in range(6):
@@ -133,3 +135,42 @@ async def test_after_a_restart_a_subscriber_gets_indicators_from_the_stored_cand
         snapshot = await recv_json(ws)
     assert snapshot["data"]["final"] and snapshot["data"]["bar"]["start"] >= last["data"]["bar"]["start"]
     assert all(v is not None for v in snapshot["data"]["technical_indicators"].values())
+    risk = snapshot["data"]["risk_metrics"]  # warmed from the stored candles too
+    assert risk["returns"] == 3 and None not in (risk["volatility"], risk["max_drawdown"], risk["var_95"])
+
+
+async def test_risk_metrics_of_each_closed_bar_equal_numpys_over_the_streams_candles(tmp_path: Path) -> None:
+    from ..service import in_process
+
+    async with in_process(tmp_path, sim_interval=0.05, sim_equities=True, sim_market_hours=False,
+                          candle_intervals=["1s"], seed=14, risk_window=4, risk_benchmark="BTC/USD") as app, \
+            connect(url(app, "stream")) as stream, connect(url(app, "analysis")) as analysis:
+        await subscribed(stream, {"symbol": "RELIANCE", "data_types": ["candle_1s"]})
+        await subscribed(analysis, {"symbol": "RELIANCE", "interval": "1s"})
+        closes: dict[str, float] = {}
+        measured = 0
+        while measured < 2:
+            message = await recv_until(analysis, lambda m: m["type"] == "data" and m["data"]["final"], timeout=10)
+            risk, start = message["data"]["risk_metrics"], message["data"]["bar"]["start"]
+            assert risk["window"] == 4 and risk["benchmark"] == "BTC/USD" and risk["confidence"] == 0.95
+            while start not in closes:
+                candle = await recv_until(stream, lambda m: m.get("data_type") == "candle" and m["data"]["final"],
+                                          timeout=10)
+                closes[candle["data"]["start"]] = candle["data"]["close"]
+            seen = np.array([c for s, c in sorted(closes.items()) if s <= start])
+            if len(seen) < 5:  # fewer than four returns (the stream may have missed the first bar): no number yet
+                assert risk["volatility"] is None and risk["beta"] is None
+                continue
+            window = seen[-5:]
+            # RELIANCE trades around the clock here (no market hours): 86 400 one-second bars a day, 365 days.
+            volatility = np.std(np.diff(np.log(window)), ddof=1) * math.sqrt(86_400 * 365)
+            assert risk["volatility"] == pytest.approx(volatility, rel=1e-9)
+            peaks = np.maximum.accumulate(window)
+            assert risk["max_drawdown"] == pytest.approx(float(np.max((peaks - window) / peaks)), rel=1e-9, abs=0)
+            worst = float(np.min(window[1:] / window[:-1] - 1))
+            assert risk["var_95"] == pytest.approx(-worst * math.sqrt(86_400), rel=1e-9)
+            assert risk["beta"] is not None
+            measured += 1
+        assert app.analytics.analysis.status()["risk"] == {
+            "series": 1, "computations": app.analytics.analysis.risk.computations,  # type: ignore[union-attr]
+            "window": 4, "benchmark": "Crypto.BTC/USD"}

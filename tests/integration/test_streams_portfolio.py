@@ -72,7 +72,12 @@ async def test_a_position_is_marked_on_each_tick_to_the_cent_for_its_owner_only(
             assert data["pnl_percent"] == cents((value - cost) * 100 / cost)
             assert data["total"] == {"INR": {"current_value": cents(value), "cost_basis": cents(cost),
                                              "unrealised_pnl": cents(value - cost),
-                                             "unrealised_pnl_percent": cents((value - cost) * 100 / cost)}}
+                                             "unrealised_pnl_percent": cents((value - cost) * 100 / cost),
+                                             "realised_pnl": 0}}
+            assert data["realised_pnl"] == position["realised_pnl"] == 0
+            (rate,) = data["base_total"]["rates"]  # rupees to dollars at the simulated FX.USD/INR
+            assert (rate["pair"], rate["source"], rate["symbol"]) == ("USD/INR", "feed", "FX.USD/INR")
+            assert data["base_total"]["current_value"] == cents(value / rate["value"])
             prices.add(price)
         await send(bob, {"type": "ping"})
         assert (await recv_json(bob))["type"] == "pong"  # nothing of alice's
@@ -98,6 +103,43 @@ async def test_rest_lists_and_sets_positions_and_they_survive_a_restart(tmp_path
         (btc,) = reply["positions"]
         assert (btc["symbol"], btc["quantity"], btc["average_cost"], btc["currency"]) == (
             "BTC/USD", Decimal("0.015"), Decimal("60000.1"), "USD")
+
+
+async def test_trades_realise_pnl_and_a_mixed_portfolio_totals_in_the_base_currency(tmp_path: Path) -> None:
+    settings = {**SETTINGS, "fx_rate": ["USDINR=83.25"], "base_currency": "usd"}
+    async with in_process(tmp_path, **settings) as app, connect(url(app, "?owner=dave")) as ws, \
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{app.streams_port}") as http:
+        assert (await recv_json(ws))["type"] == "connection"
+        for quantity, price in (("10", "1400.10"), ("5", "1430.25"), ("-6", "1450.5")):
+            await send(ws, {"type": "trade", "symbol": "RELIANCE", "quantity": quantity, "price": price})
+            done = await recv_exact(ws, "trade_done")
+        # Average (14001 + 7151.25) / 15 = 1410.15; six sold at 1450.50 realise 6 x 40.35 = 242.10.
+        assert (done["realised_pnl"], done["position"]) == (Decimal("242.1"), {
+            "quantity": Decimal("9"), "average_cost": Decimal("1410.15"), "currency": "INR",
+            "realised_pnl": Decimal("242.1")})
+        sold = await http.post("/portfolio/trades", json={"owner": "dave", "symbol": "BTC/USD", "quantity": "0.5",
+                                                          "price": "60000"})
+        assert sold.status_code == 200 and sold.json()["realised_pnl"] == 0
+        sold = await http.post("/portfolio/trades", json={"owner": "dave", "symbol": "BTC/USD", "quantity": "-0.2",
+                                                          "price": "61000.55"})
+        assert sold.json()["realised_pnl"] == 200.11
+        await send(ws, {"type": "get_portfolio"})
+        reply = await recv_exact(ws, "portfolio")
+        reliance, btc = sorted(reply["positions"], key=lambda p: p["symbol"] != "RELIANCE")
+        total = reply["base_total"]
+        (rate,) = total["rates"]
+        # The simulated FX.USD/INR is fresh, so it wins over the configured rate; the message says which it used.
+        assert (rate["pair"], rate["source"], rate["symbol"]) == ("USD/INR", "feed", "FX.USD/INR")
+        value = Decimal("9") * reliance["price"] / rate["value"] + Decimal("0.3") * btc["price"]
+        cost = Decimal("9") * Decimal("1410.15") / rate["value"] + Decimal("0.3") * Decimal("60000")
+        realised = Decimal("242.10") / rate["value"] + Decimal("200.11")
+        assert (total["currency"], total["current_value"], total["cost_basis"], total["realised_pnl"],
+                total["reason"]) == ("USD", cents(value), cents(cost), cents(realised), None)
+        docs = (await http.get("/openapi.json")).json()
+        assert set(docs["paths"]["/portfolio/trades"]) == {"post"}
+        await send(ws, {"type": "trade", "symbol": "TCS", "quantity": 0})
+        error = await recv_exact(ws, "error")
+        assert error["message"] == '"quantity" must not be zero: positive buys, negative sells'
 
 
 @pytest.mark.parametrize(("message", "error"), [

@@ -142,3 +142,27 @@ async def test_a_later_slot_in_the_same_second_is_new_only_if_the_price_changed(
         hub.ingest.run_pass()
     assert sub.writes == [b"a1;", b"a2;"]
     assert hub.ingest.dropped_not_newer == 3
+
+
+class TextCodec:
+    face = "test"
+
+    def encode(self, topic: str, item: object) -> bytes:
+        return f"{topic}={item};".encode()
+
+
+async def test_a_derived_topic_published_with_every_loses_no_item_and_keeps_their_order() -> None:
+    hub = hub_with_feeds().hub
+    sub = Recorder(TextCodec())
+    for topic in ("bars", "latest"):
+        hub.subscribe(topic, sub)
+    for item in (1, 2, 3):
+        hub.publish_event("bars", item, every=True)
+        hub.publish_event("latest", item)
+    # A new subscriber's snapshot is what goes out next, never ahead of the items still to come.
+    assert hub.latest_events == {"bars": 1, "latest": 3}
+    for _ in range(5):
+        await asyncio.sleep(0)
+    # One item per topic per pass: the three bars in three passes, of the plain topic only its newest.
+    assert sub.writes == [b"bars=1;latest=3;", b"bars=2;", b"bars=3;"]
+    assert hub.latest_events == {"bars": 3, "latest": 3}

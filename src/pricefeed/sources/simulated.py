@@ -4,6 +4,8 @@ Every feed it makes says so (``simulated`` in its metadata, the source in
 ``/status``), so nobody mistakes a simulated price for a real one. Equities
 trade in their market hours only (their ``schedule``, as pyth-agent reads it):
 outside them they keep their last price, as Hermes shows a closed market.
+With the NSE equities comes ``FX.USD/INR`` (its real Pyth id), the rate a
+portfolio of rupee and dollar positions is totalled with.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..bus.base import Sink
-from ..catalog import KNOWN_FEEDS, KnownFeed
+from ..catalog import FX_USD_INR, KNOWN_FEEDS, KnownFeed
 from ..model import Feed, PriceUpdate, Status, now_us
 from ..schedule import MarketSchedule, schedule_of
 from ..slots import SlotClock
@@ -71,6 +73,8 @@ class SimulatedMarket(Source):
         self.equities = SimulatedEquities(self.name, interval_s=interval_s, market_hours=market_hours,
                                           seed=seed) if equities else None
         """Seed 004's NSE stocks, in their session only."""
+        if equities:  # the rupee's rate to the dollar, for portfolios that hold both
+            self._walkers.append(self._walker(FX_USD_INR))
 
     def _walker(self, known: KnownFeed) -> _Walker:
         attributes = known.attributes()

@@ -1,6 +1,7 @@
 """Positions kept across restarts in a table of the same SQLite file, written behind like the alerts.
 
-Quantities and costs are stored as decimal text, so what was set is what comes back, digit for digit.
+Quantities, costs and realised PnL are stored as decimal text, so what was set is what comes back, digit for
+digit. A file from before realised PnL was kept gets its column (zero) when opened.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ CREATE TABLE IF NOT EXISTS portfolio_positions (
     quantity TEXT NOT NULL,
     average_cost TEXT NOT NULL,
     currency TEXT NOT NULL,
+    realised_pnl TEXT NOT NULL DEFAULT '0',
     PRIMARY KEY (owner, feed_id)
 );
 """
@@ -31,14 +33,25 @@ class PortfolioStore(SqliteFile):
     schema = _SCHEMA
     what = "portfolio store"
 
+    async def open(self) -> None:
+        await super().open()
+        async with self.db.execute("PRAGMA table_info(portfolio_positions)") as rows:
+            columns = {row[1] async for row in rows}
+        if "realised_pnl" not in columns:
+            await self.db.execute("ALTER TABLE portfolio_positions ADD COLUMN realised_pnl TEXT NOT NULL DEFAULT '0'")
+            await self.db.commit()
+
     async def load(self) -> list[Position]:
-        query = "SELECT owner, feed_id, quantity, average_cost, currency FROM portfolio_positions ORDER BY rowid"
+        query = ("SELECT owner, feed_id, quantity, average_cost, currency, realised_pnl FROM portfolio_positions "
+                 "ORDER BY rowid")
         async with self.db.execute(query) as rows:
-            return [Position(r[0], r[1], Decimal(r[2]), Decimal(r[3]), r[4]) async for r in rows]
+            return [Position(r[0], r[1], Decimal(r[2]), Decimal(r[3]), r[4], Decimal(r[5])) async for r in rows]
 
     async def save(self, positions: list[Position], closed: list[tuple[str, str]]) -> None:
-        rows = [(p.owner, p.feed_id, str(p.quantity), str(p.average_cost), p.currency) for p in positions]
-        await self.db.executemany("INSERT OR REPLACE INTO portfolio_positions VALUES (?, ?, ?, ?, ?)", rows)
+        rows = [(p.owner, p.feed_id, str(p.quantity), str(p.average_cost), p.currency, str(p.realised_pnl))
+                for p in positions]
+        await self.db.executemany("INSERT OR REPLACE INTO portfolio_positions (owner, feed_id, quantity, "
+                                  "average_cost, currency, realised_pnl) VALUES (?, ?, ?, ?, ?, ?)", rows)
         await self.db.executemany("DELETE FROM portfolio_positions WHERE owner = ? AND feed_id = ?", closed)
         await self.db.commit()
 

@@ -173,7 +173,8 @@ class MarketCodec:
 
 class AnalysisCodec:
     """/ws/analysis: a bar's ``technical_indicators`` (``null`` until warm) and the ``patterns`` that fired on
-    the last closed bar, with the bar and the periods they were computed with; ``final`` once the bar closed."""
+    the last closed bar, with the bar and the periods they were computed with; ``final`` once the bar closed;
+    and the symbol's ``risk_metrics`` up to the last closed bar (each ``null`` until its window is full)."""
 
     face = FACE
 
@@ -190,6 +191,7 @@ class AnalysisCodec:
             "data": {"interval": bar.interval.label, "final": bar.final, "bar": candle_fields(bar),
                      "technical_indicators": item.indicators, "patterns": item.patterns or [],
                      "patterns_ready": item.patterns is not None,
+                     "risk_metrics": None if item.risk is None else item.risk.fields(),
                      "periods": {name: getattr(periods, name) for name in periods.__dataclass_fields__}},
         })
 
@@ -267,8 +269,8 @@ def decimal_number(value: object) -> object:
 
 class PortfolioCodec:
     """/ws/portfolio: the owner's position in the symbol marked at this price (``position`` with
-    ``current_value``), its unrealised ``pnl`` and ``pnl_percent``, the day's PnL, and the owner's ``total``
-    per currency."""
+    ``current_value``), its unrealised ``pnl`` and ``pnl_percent``, the day's PnL, the PnL its trades realised,
+    the owner's ``total`` per currency and ``base_total`` in the base currency (with the rates it used)."""
 
     face = FACE
 
@@ -283,7 +285,7 @@ class PortfolioCodec:
             "type": "data", "data_type": "portfolio", "symbol": symbol, "timestamp": iso_time(item.time_us),
             "data": {"owner": item.owner, "position": position, "pnl": position["unrealised_pnl"],
                      "pnl_percent": position["unrealised_pnl_percent"], "day_pnl": position["day_pnl"],
-                     "total": item.totals},
+                     "realised_pnl": position["realised_pnl"], "total": item.totals, "base_total": item.base_total},
         }, default=decimal_number)
 
 

@@ -1,7 +1,9 @@
 """/ws/portfolio: an owner's positions over the seed-004 protocol (the owner: see :mod:`.owned`).
 
 ``set_position`` (``symbol``, ``quantity``, ``average_cost``, optional ``currency``: the feed's quote
-currency by default; a zero quantity closes it) and ``get_portfolio`` manage the owner's positions;
+currency by default; a zero quantity closes it), ``trade`` (``symbol``, signed ``quantity``: positive buys,
+negative sells; optional ``price``: the latest by default; realises PnL when it reduces the position, by the
+average-cost method) and ``get_portfolio`` manage the owner's positions;
 ``subscribe`` to a symbol brings the position's valuation at once (when the owner holds it and a price is
 known), then one on each tick.
 """
@@ -12,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ...model import FeedId, now_us
-from ...portfolio import PortfolioBook, decimal_of, portfolio_topic
+from ...portfolio import PortfolioBook, Position, decimal_of, money, portfolio_topic
 from .codecs import PortfolioCodec
 from .owned import Host, OwnedChannel
 from .subscription import Subscription
@@ -29,9 +31,16 @@ def position_fields(book: PortfolioBook, owner: str, symbol_of: Callable[[FeedId
     for position in book.of(owner):
         valuation = book.valuation(owner, position.feed_id, now_us())
         fields = valuation.position if valuation is not None else {
-            "quantity": position.quantity, "average_cost": position.average_cost, "currency": position.currency}
+            "quantity": position.quantity, "average_cost": position.average_cost, "currency": position.currency,
+            "realised_pnl": money(position.realised_pnl)}
         rows.append({"symbol": symbol_of(position.feed_id), **fields})
     return rows
+
+
+def position_row(position: Position) -> dict[str, Any]:
+    """A position as it stands after a change: quantity, average cost, currency and realised PnL so far."""
+    return {"quantity": position.quantity, "average_cost": position.average_cost, "currency": position.currency,
+            "realised_pnl": money(position.realised_pnl)}
 
 
 class PortfolioChannel(OwnedChannel):
@@ -41,7 +50,7 @@ class PortfolioChannel(OwnedChannel):
         self.codec = codec
 
     def handlers(self) -> dict[str, Callable[[dict[str, Any]], None]]:
-        return {"set_position": self._set, "get_portfolio": self._get}
+        return {"set_position": self._set, "trade": self._trade, "get_portfolio": self._get}
 
     def start(self, subscription: Subscription) -> None:
         owner = self.owner
@@ -76,10 +85,31 @@ class PortfolioChannel(OwnedChannel):
         self.reply({"type": "position_set", "owner": owner, "symbol": symbol, "quantity": position.quantity,
                     "average_cost": position.average_cost, "currency": position.currency})
 
+    def _trade(self, message: dict[str, Any]) -> None:
+        owner = self.owner_or_error(message, "trade")
+        if owner is None:
+            return
+        feed_id, symbol = self.session.resolve(message, "trade")
+        if feed_id is None:
+            return
+        feed = self.session.hub.feeds.get(feed_id)
+        currency = message.get("currency") or (None if feed is None else quote_currency(feed.symbol))
+        try:
+            quantity = decimal_of(message.get("quantity"), "quantity")
+            price = None if message.get("price") is None else decimal_of(message["price"], "price")
+            if not isinstance(currency, str):
+                raise ValueError(f"\"currency\" must be a currency code such as INR or USD, got {currency!r}")
+            position, realised = self.book.trade(owner, feed_id, quantity, price, currency)
+        except ValueError as exc:
+            self.session.error(str(exc))
+            return
+        self.reply({"type": "trade_done", "owner": owner, "symbol": symbol, "quantity": quantity,
+                    "realised_pnl": money(realised), "position": position_row(position)})
+
     def _get(self, message: dict[str, Any]) -> None:
         owner = self.owner_or_error(message, "get_portfolio")
         if owner is None:
             return
         symbol_of = self.session.symbol_of
         self.reply({"type": "portfolio", "owner": owner, "positions": position_fields(self.book, owner, symbol_of),
-                    "total": self.book.totals(owner)})
+                    "total": self.book.totals(owner), "base_total": self.book.base_total(owner)})
