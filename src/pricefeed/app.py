@@ -49,7 +49,8 @@ def access_policy(settings: Settings) -> AccessPolicy:
     keys = KeyRing([key.get_secret_value() for key in settings.api_key], settings.keys)
     anonymous = AnonymousLimits(connections_per_ip=settings.ip_connections,
                                 handshakes_per_second_per_ip=settings.ip_handshakes_per_second,
-                                handshake_burst=max(1, int(2 * (settings.ip_handshakes_per_second or 1))))
+                                handshake_burst=max(1, int(2 * (settings.ip_handshakes_per_second or 1))),
+                                bytes_per_second_per_ip=settings.ip_bytes_per_second)
     return AccessPolicy(keys, anonymous)
 
 
@@ -90,6 +91,7 @@ class App:
                                     idle_timeout_s=settings.handshake_timeout),
             health=self.health, status=self.status, stopping=lambda: self.stopping, analytics=self.analytics,
             alerts=self.alerts, portfolio=self.portfolio, access=access_policy(settings))
+        self.services.access.feed_names = self._feed_names
         self.listeners: Listening = build_listeners(self.services, settings, self.oracle, slot_clock)
         self.assembly = Assembly([
             Task("store", self._open_store, self.store.close),
@@ -132,6 +134,12 @@ class App:
         self.analytics.candles.stop()
 
     # -- life cycle ------------------------------------------------------------------
+
+    def _feed_names(self, feed_id: str) -> tuple[str, ...]:
+        """The names an API key's ``feeds`` may give a feed: its id (bare or 0x), symbol and display symbol."""
+        feed = self.hub.feeds.get(feed_id)
+        bare = ("0x" + feed_id,)
+        return bare if feed is None else (*bare, feed.symbol, feed.display_symbol)
 
     async def _open_store(self) -> None:
         """Open the store and restore the last known state (prices of sources that run now only)."""

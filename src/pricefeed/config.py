@@ -119,6 +119,10 @@ class Settings(BaseSettings):
     ip_handshakes_per_second: float | None = Field(None, gt=0, description="Connection attempts per second a client "
                                                    "IP without a key may make, after a burst of twice that (none: no "
                                                    "limit)")
+    ip_bytes_per_second: float | None = Field(None, gt=0, description="Outbound bytes per second over the "
+                                              "connections of a client IP without a key, after a burst of twice "
+                                              "that; a connection that would go over is closed with 1008 (Hermes: "
+                                              "262144 on /ws; none: no limit)")
     candle_intervals: Annotated[list[str], NoDecode] = Field(
         ["1s", "1m", "5m"], description="Candle intervals, e.g. 1s, 1m, 5m, 1h (repeatable)")
     candle_history: int = Field(100, ge=1, le=100_000,

@@ -141,15 +141,20 @@ class KeyGuard:
             face = self.face_of(scope["path"])
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]
                        if k in (b"authorization", b"sec-websocket-protocol")}
-            query = {k: v[-1] for k, v in parse_qs(scope.get("query_string", b"").decode("latin-1")).items()}
+            values = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+            query = {k: v[-1] for k, v in values.items()}
             checked = self.policy.check(face, headers, query)
+            if not isinstance(checked, Refusal) and checked is not None:  # its request rate, the feeds it asks for
+                checked = self.policy.request_refusal(face, checked) or \
+                    self.policy.feed_refusal(checked, [*values.get("ids[]", ()), *values.get("ids", ())]) or checked
             if isinstance(checked, Refusal):
                 client = scope.get("client")
                 refusal = dataclasses.replace(checked, who=str(client[0]) if client else "-") \
                     if checked.who == "-" else checked
                 self._refusals.labels(face, refusal.reason).inc()
                 log_refusal(face, refusal, self._warned)
-                extra = {"WWW-Authenticate": "Bearer"} if refusal.status == 401 else None
+                extra = {"WWW-Authenticate": "Bearer"} if refusal.status == 401 else \
+                    {"Retry-After": "1"} if refusal.status == 429 else None
                 await JSONResponse({"error": refusal.message.strip()}, status_code=refusal.status,
                                    headers=extra)(scope, receive, send)
                 return
