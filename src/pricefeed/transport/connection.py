@@ -114,6 +114,8 @@ class Connection:
         if self._closing:
             return
         if not self._inbound.take():
+            self.listener.refused("key_messages" if self.admission.limits.messages_per_second is not None
+                                  else "messages")
             self.close(CloseCode.POLICY_VIOLATION,
                        f"message rate limit exceeded: at most {self._inbound.rate:g} per second")
             return
