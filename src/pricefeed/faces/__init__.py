@@ -20,6 +20,7 @@ from ..transport.sansio_ws import sweep_pings
 from ..transport.sse import sweep_streams
 from ..transport.wsframe import FramedCodec
 from .crypto import CryptoService
+from .crypto.access import SocketIoAccess
 from .hermes_sse import ALL_UPDATES
 from .hermes_ws import MAX_MESSAGE_BYTES, PLAIN, HermesWsSession
 from .jsonrpc import RPC_LIMITS, PythdApi, create_rpc_server, parse_publishers
@@ -104,7 +105,8 @@ def build_listeners(services: Services, settings: Settings, oracle: Oracle | Non
     if settings.crypto:
         crypto = CryptoService(services.hub, parse_coins(settings.coingecko_coins), host=settings.crypto_host,
                                port=settings.crypto_port, health=services.health,
-                               cors_origins=settings.crypto_cors_origins, max_message_bytes=limits.max_message_bytes)
+                               cors_origins=settings.crypto_cors_origins, max_message_bytes=limits.max_message_bytes,
+                               access=SocketIoAccess(services.access, services.metrics))
         components["crypto"] = crypto
         ports["crypto"] = lambda: crypto.port
 

@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from ...coins import Coin
 from ...hub import Hub
+from .access import SocketIoAccess
 from .channels import CryptoChannels
 from .hub_link import HubLink
 
@@ -41,10 +42,10 @@ class CryptoService:
 
     def __init__(self, hub: Hub, coins: Sequence[Coin], *, host: str = "0.0.0.0", port: int = 5000,
                  health: Callable[[], dict[str, Any]] = dict, cors_origins: Sequence[str] = ("*",),
-                 max_message_bytes: int = 64 * 1024) -> None:
+                 max_message_bytes: int = 64 * 1024, access: SocketIoAccess | None = None) -> None:
         self.link = HubLink(hub)
         self.channels = CryptoChannels(self.link, coins, cors_origins=cors_origins,
-                                       max_message_bytes=max_message_bytes)
+                                       max_message_bytes=max_message_bytes, access=access)
         self.host = host
         self._health = health
         routes = [Route("/health", self._health_endpoint), Route("/test-websocket", self._page),
