@@ -29,7 +29,7 @@ from .history import PriceHistory
 from .metrics import Metrics
 from .model import PriceUpdate
 from .pipeline import local_pipeline
-from .policy import AccessPolicy, AnonymousLimits, KeyRing
+from .policy import AccessPolicy, AnonymousLimits, KeyRing, OriginPolicy
 from .portfolio import PortfolioBook
 from .slots import SlotClock
 from .sources import Source, create_source
@@ -90,7 +90,8 @@ class App:
                                     slow_client_timeout_s=settings.slow_client_timeout,
                                     idle_timeout_s=settings.handshake_timeout),
             health=self.health, status=self.status, stopping=lambda: self.stopping, analytics=self.analytics,
-            alerts=self.alerts, portfolio=self.portfolio, access=access_policy(settings))
+            alerts=self.alerts, portfolio=self.portfolio, access=access_policy(settings),
+            origins=OriginPolicy.of(settings.cors_origins))
         self.services.access.feed_names = self._feed_names
         self.listeners: Listening = build_listeners(self.services, settings, self.oracle, slot_clock)
         self.assembly = Assembly([

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..coins import parse_coins
 from ..components import Component, Task
-from ..transport.http import ApiServer, KeyGuard
+from ..transport.http import ApiServer, KeyGuard, OriginGuard
 from ..transport.listener import Listener
 from ..transport.picows import PicowsServer
 from ..transport.sansio_ws import sweep_pings
@@ -105,7 +105,7 @@ def build_listeners(services: Services, settings: Settings, oracle: Oracle | Non
     if settings.crypto:
         crypto = CryptoService(services.hub, parse_coins(settings.coingecko_coins), host=settings.crypto_host,
                                port=settings.crypto_port, health=services.health,
-                               cors_origins=settings.crypto_cors_origins, max_message_bytes=limits.max_message_bytes,
+                               cors_origins=crypto_origins(settings), max_message_bytes=limits.max_message_bytes,
                                access=SocketIoAccess(services.access, services.metrics))
         components["crypto"] = crypto
         ports["crypto"] = lambda: crypto.port
@@ -129,8 +129,8 @@ def build_listeners(services: Services, settings: Settings, oracle: Oracle | Non
             websockets["/v1/stream"] = lazer
             components["lazer clock"] = lazer_face.clock
             listeners.append(lazer)
-        rest_app = KeyGuard(create_rest_app(services, hermes_sse, lazer_face), services.access, services.metrics,
-                            api_face_of)
+        rest_app = OriginGuard(KeyGuard(create_rest_app(services, hermes_sse, lazer_face), services.access,
+                                        services.metrics, api_face_of), services.origins)
         server = ApiServer(rest_app, settings.api_host, settings.api_port,
                            websockets=websockets, streams=[hermes_sse], header_timeout_s=limits.idle_timeout_s)
         components["api"] = Task("api", server.start, server.close)
@@ -138,9 +138,17 @@ def build_listeners(services: Services, settings: Settings, oracle: Oracle | Non
         listeners += [hermes_ws, hermes_sse]
 
     for listener in listeners:
-        if listener.face != "pythd":  # publishers' keys guard the pythd face (--rpc-publisher)
+        if listener.face != "pythd":  # publishers' keys and --rpc-origins guard the pythd face
             listener.access = services.access
+            listener.origin_policy = services.origins
     return Listening(components, ports, listeners, pythd, crypto)
+
+
+def crypto_origins(settings: Settings) -> list[str]:
+    """Socket.IO's allowed origins: ``--crypto-cors-origins`` when set, else ``--cors-origins`` (else any)."""
+    if "crypto_cors_origins" in settings.model_fields_set:
+        return settings.crypto_cors_origins
+    return settings.cors_origins or ["*"]
 
 
 def api_face_of(path: str) -> str:
