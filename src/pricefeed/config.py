@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextvars
 import json
 import os
+import ssl
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -19,6 +20,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .accounts import parse_publishers
+from .transport.tls import Tls
 
 HERMES_STREAM_URL = "https://hermes.pyth.network/v2/updates/price/stream"
 SourceName = Literal["hermes", "sim", "kite", "lazer", "coingecko"]
@@ -123,6 +125,9 @@ class Settings(BaseSettings):
                                               "connections of a client IP without a key, after a burst of twice "
                                               "that; a connection that would go over is closed with 1008 (Hermes: "
                                               "262144 on /ws; none: no limit)")
+    tls_cert: Path | None = Field(None, description="A PEM certificate chain: every listener (seed-000, API, "
+                                  "streams, pythd, Socket.IO) then speaks TLS (wss://, https://); needs --tls-key")
+    tls_key: Path | None = Field(None, description="The PEM private key of --tls-cert")
     candle_intervals: Annotated[list[str], NoDecode] = Field(
         ["1s", "1m", "5m"], description="Candle intervals, e.g. 1s, 1m, 5m, 1h (repeatable)")
     candle_history: int = Field(100, ge=1, le=100_000,
@@ -240,6 +245,21 @@ class Settings(BaseSettings):
         if not value:
             raise ValueError("at least one source is needed")
         return list(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _tls_complete(self) -> Settings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("--tls-cert and --tls-key go together")
+        if self.tls is not None:
+            try:
+                self.tls.context()
+            except (OSError, ssl.SSLError) as exc:
+                raise ValueError(f"--tls-cert/--tls-key: {exc}") from None
+        return self
+
+    @property
+    def tls(self) -> Tls | None:
+        return None if self.tls_cert is None or self.tls_key is None else Tls(self.tls_cert, self.tls_key)
 
     @model_validator(mode="after")
     def _kite_complete(self) -> Settings:

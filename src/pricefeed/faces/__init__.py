@@ -69,8 +69,12 @@ def build_listeners(services: Services, settings: Settings, oracle: Oracle | Non
     ports: dict[str, Callable[[], int]] = {}
     listeners: list[Listener] = []
     limits = services.limits
+    tls = settings.tls
+    tls_context = None if tls is None else tls.context()
 
     def picows(name: str, server: PicowsServer, host: str, port: int) -> None:
+        server.tls = tls_context
+
         async def start() -> None:
             await server.start(host, port)
 
@@ -106,7 +110,7 @@ def build_listeners(services: Services, settings: Settings, oracle: Oracle | Non
         crypto = CryptoService(services.hub, parse_coins(settings.coingecko_coins), host=settings.crypto_host,
                                port=settings.crypto_port, health=services.health,
                                cors_origins=crypto_origins(settings), max_message_bytes=limits.max_message_bytes,
-                               access=SocketIoAccess(services.access, services.metrics))
+                               access=SocketIoAccess(services.access, services.metrics), tls=tls)
         components["crypto"] = crypto
         ports["crypto"] = lambda: crypto.port
 
@@ -132,7 +136,7 @@ def build_listeners(services: Services, settings: Settings, oracle: Oracle | Non
         rest_app = OriginGuard(KeyGuard(create_rest_app(services, hermes_sse, lazer_face), services.access,
                                         services.metrics, api_face_of), services.origins)
         server = ApiServer(rest_app, settings.api_host, settings.api_port,
-                           websockets=websockets, streams=[hermes_sse], header_timeout_s=limits.idle_timeout_s)
+                           websockets=websockets, streams=[hermes_sse], header_timeout_s=limits.idle_timeout_s, tls=tls)
         components["api"] = Task("api", server.start, server.close)
         ports["api"] = lambda: server.port
         listeners += [hermes_ws, hermes_sse]

@@ -27,6 +27,7 @@ from ..metrics import Metrics
 from ..policy import OPEN_PATHS, AccessPolicy, OriginPolicy, Refusal, log_refusal
 from .listener import Listener
 from .sansio_ws import upgrade_protocol
+from .tls import Tls, certfile, keyfile, scheme
 
 log = logging.getLogger(__name__)
 
@@ -174,14 +175,16 @@ class ApiServer:
 
     def __init__(self, app: Any, host: str, port: int, websockets: Mapping[str, Listener],
                  streams: list[Listener], header_timeout_s: float = 10.0,
-                 description: str = "REST API (docs at /docs, metrics at /metrics)") -> None:
+                 description: str = "REST API (docs at /docs, metrics at /metrics)", tls: Tls | None = None) -> None:
         self.description = description
         self.websockets = dict(websockets)
         self.listeners = [*dict.fromkeys([*self.websockets.values(), *streams])]
         http = type("PricefeedHttpProtocol", (ApiHttpProtocol,), {"header_timeout_s": header_timeout_s})
         self._server = _Embedded(uvicorn.Config(
             app, host=host, port=port, lifespan="off", access_log=False, log_config=None,
-            http=http, ws=upgrade_protocol(self.websockets), timeout_graceful_shutdown=2))
+            http=http, ws=upgrade_protocol(self.websockets), timeout_graceful_shutdown=2,
+            ssl_certfile=certfile(tls), ssl_keyfile=keyfile(tls)))
+        self.scheme = scheme(tls, "http")
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -192,7 +195,7 @@ class ApiServer:
                 raise RuntimeError("the API server stopped during start-up")
             await asyncio.sleep(0.01)
         config = self._server.config
-        log.info("%s on http://%s:%d", self.description, config.host, self.port)
+        log.info("%s on %s://%s:%d", self.description, self.scheme, config.host, self.port)
 
     @property
     def port(self) -> int:
