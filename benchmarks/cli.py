@@ -17,13 +17,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from . import client as client_bench
-from . import report, socketio
+from . import policy, report, socketio
 from .common import core_busy, cpu_jiffies
 from .harness import run_scenarios
 from .processes import Env, default_cpus, raise_fd_limit
 from .profiles import FANOUT_ONLY, PROFILES, SCENARIOS, SYSTEMS
 
-ALL_SCENARIOS = (*SCENARIOS, "socketio", client_bench.SCENARIO)
+ALL_SCENARIOS = (*SCENARIOS, "socketio", policy.SCENARIO, client_bench.SCENARIO)
 
 
 def _cpus(text: str | None) -> set[int] | None:
@@ -108,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
                                              args.latency_rate)
             if "socketio" in scenarios:
                 scenario_results["socketio"] = socketio.run_socketio(profile.name, env, args.idle_connections)
+            if policy.SCENARIO in scenarios:
+                scenario_results[policy.SCENARIO] = policy.run_policy(profile, env)
             client_results = client_bench.run(profile.name, server_cpus, client_cpus, Path(workdir), env.say) \
                 if client_bench.SCENARIO in scenarios else None
         except KeyboardInterrupt:
@@ -154,10 +156,13 @@ def run(args: argparse.Namespace) -> int:
     if client_results is not None:
         results["client"] = client_results
     report.write_json(results, args.json)
-    harness_only = {**results, "scenarios": {k: v for k, v in scenario_results.items() if k != "socketio"}}
+    harness_only = {**results, "scenarios": {k: v for k, v in scenario_results.items()
+                                             if k not in ("socketio", policy.SCENARIO)}}
     print(report.table(harness_only))
     if "socketio" in scenario_results:
         print(socketio.table(scenario_results["socketio"]))
+    if policy.SCENARIO in scenario_results:
+        print(policy.table(scenario_results[policy.SCENARIO]))
     if client_results is not None:
         print(client_bench.table(client_results))
     plot_path = args.plot or args.json.with_suffix(".png")

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .transport.limits import TokenBucket
+from .transport.limits import ByteBudget, TokenBucket
 
 log = logging.getLogger(__name__)
 
@@ -264,7 +264,7 @@ class Admission:
     key: ApiKey | None
     ip: str
     released: bool = False
-    byte_budget: TokenBucket | None = None
+    byte_budget: ByteBudget | None = None
     """Outbound bytes per second, shared by every connection of its key (or of its IP without a key)."""
     feeds: set[str] = field(default_factory=set)
     """The feeds it is subscribed to, as its key's subscription limit counts them."""
@@ -295,7 +295,7 @@ class AccessPolicy:
         self._handshakes: dict[str, TokenBucket] = {}
         self._subscriptions: dict[str, int] = {}
         """Feeds subscribed per key name, over its connections."""
-        self._budgets: dict[str, TokenBucket] = {}
+        self._budgets: dict[str, ByteBudget] = {}
         """Outbound byte budgets per key name, or per IP (``ip:`` prefix), while they have connections."""
         self._requests: dict[str, TokenBucket] = {}
         """HTTP requests per second per key name (its ``messages_per_second``)."""
@@ -362,11 +362,11 @@ class AccessPolicy:
         per_second = anon.bytes_per_second_per_ip
         return Admission(None, ip, byte_budget=None if per_second is None else self._budget("ip:" + ip, per_second))
 
-    def _budget(self, holder: str, per_second: float) -> TokenBucket:
+    def _budget(self, holder: str, per_second: float) -> ByteBudget:
         """The byte budget a key or an IP shares over its connections (two seconds' worth of burst)."""
         budget = self._budgets.get(holder)
         if budget is None:
-            budget = self._budgets[holder] = TokenBucket(per_second, 2 * per_second, self._clock)
+            budget = self._budgets[holder] = ByteBudget(per_second, 2 * per_second, self._clock)
         return budget
 
     def claim(self, admission: Admission, feeds: Iterable[str]) -> Refusal | None:

@@ -151,7 +151,9 @@ class Connection:
         if self._paused_since is None and write is not None and not self.outbox and not self._closing:
             # The common case, kept to one write: nothing is queued and the socket takes data.
             data = self.render(frames.values())
-            if self._byte_budget is not None and self._over_byte_budget(len(data)):
+            budget = self._byte_budget
+            if budget is not None and not budget.spend(len(data)):
+                self._over_byte_budget()
                 return
             write(data)
             self.messages_sent += len(frames)
@@ -195,21 +197,20 @@ class Connection:
             return
         frames = self.outbox.take_frames()
         data = self.render(frames)
-        if self._byte_budget is not None and self._over_byte_budget(len(data)):
+        budget = self._byte_budget
+        if budget is not None and not budget.spend(len(data)):
+            self._over_byte_budget()
             return
         write(data)
         self.messages_sent += len(frames)
 
-    def _over_byte_budget(self, size: int) -> bool:
-        """Close a connection whose key's byte budget this write would overdraw (1008); True if it was closed."""
+    def _over_byte_budget(self) -> None:
+        """Close a connection whose key's (or IP's) byte budget a write would overdraw (1008)."""
         assert self._byte_budget is not None
-        if self._byte_budget.take(size):
-            return False
         holder = "key" if self.admission.key is not None else "ip"
         self.listener.refused(f"{holder}_bytes")
         self.close(CloseCode.POLICY_VIOLATION, f"byte rate limit exceeded: at most {self._byte_budget.rate:g} "
                    f"bytes per second per {'API key' if holder == 'key' else 'client IP'}")
-        return True
 
     def check_slow(self) -> bool:
         """Close a connection that is over its byte bound or blocked too long; True if it was closed."""
