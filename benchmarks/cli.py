@@ -58,6 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latency-rate", type=float, default=None, metavar="R",
                         help="slots per second of the latency scenario (default: half of pricefeed's fanout point)")
     parser.add_argument("--idle-connections", type=int, default=None)
+    parser.add_argument("--policy-rounds", type=int, default=None, metavar="N",
+                        help="pairs of windows (policy off and on) of the policy scenario")
     parser.add_argument("--measure-seconds", type=float, default=None, metavar="S")
     parser.add_argument("--warmup-seconds", type=float, default=None, metavar="S")
     parser.add_argument("--client-procs", type=int, default=None,
@@ -72,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     profile = PROFILES[args.profile or ("quick" if args.quick else "full")]
     overrides = {"fanout_clients": args.clients, "fanout_rates": args.rates, "idle_connections": args.idle_connections,
                  "measure_s": args.measure_seconds, "warmup_s": args.warmup_seconds,
-                 "client_procs": args.client_procs}
+                 "client_procs": args.client_procs, "policy_rounds": args.policy_rounds}
     profile = dataclasses.replace(profile, **{k: v for k, v in overrides.items() if v is not None})
     if args.measure_seconds is not None:  # one window length for every scenario
         profile = dataclasses.replace(profile, slow_measure_s=None)
