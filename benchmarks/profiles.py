@@ -72,7 +72,9 @@ class Profile:
     policy_rate: float = 20.0
     """Slots per second of the policy scenario (below saturation, so CPU per delivery is what differs)."""
     policy_rounds: int = 3
-    """Pairs of windows (policy off, then on) of the policy scenario."""
+    """Pairs of windows (policy off and on) of the policy scenario's end-to-end part."""
+    policy_path_rounds: int = 40
+    """Pairs of windows of its in-process part (the fan-out path alone, a few milliseconds each)."""
 
 
 PROFILES = {
@@ -83,5 +85,5 @@ PROFILES = {
                      warmup_s=0.5, measure_s=1.5, sample_every=5, policy_rate=50.0, policy_rounds=2),
     "smoke": Profile("smoke", fanout_clients=10, fanout_rates=(20,), refine=False, idle_connections=50,
                      slow_clients=5, slow_rate=20.0, slow_settle_s=0.3, slow_measure_s=None, warmup_s=0.2,
-                     measure_s=0.5, sample_every=2, policy_rounds=1),
+                     measure_s=0.5, sample_every=2, policy_rounds=1, policy_path_rounds=4),
 }

@@ -161,7 +161,8 @@ class Settings(BaseSettings):
     crypto_host: str = Field("0.0.0.0", description="Host of the Socket.IO crypto-prices service (seed 002)")
     crypto_port: int = Field(5000, ge=0, le=65535, description="Port of the Socket.IO crypto-prices service")
     crypto_cors_origins: Annotated[list[str], NoDecode] = Field(
-        ["*"], description="Origins allowed to connect to Socket.IO from a browser (* for any; repeatable)")
+        ["*"], description="Origins allowed to connect to Socket.IO from a browser (* for any; repeatable); when not "
+                           "given, --cors-origins (if set) applies to Socket.IO too")
     redis_url: SecretStr | None = Field(
         None, description="Keep feeds and latest prices in Redis (redis://[user:password@]host:port/db), not SQLite")
     redis_host: str | None = Field(None, validation_alias=AliasChoices("redis_host", "PRICEFEED_REDIS_HOST"),

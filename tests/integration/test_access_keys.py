@@ -106,6 +106,13 @@ async def test_a_key_is_held_to_its_faces_and_its_connections(tmp_path: Path) ->
             await recv_until(first, is_type("price_update"))  # the one it holds is not affected
         async with connect(where["lazer"] + "?ACCESS_TOKEN=single-secret"):  # released when it went
             pass
+        api = f"http://127.0.0.1:{app.api_port}"
+        async with http.stream("GET", f"{api}/v2/updates/price/stream", params={"ids[]": BTC},
+                               headers={"Authorization": "Bearer single-secret"}) as sse:
+            assert sse.status_code == 200  # an event stream is one of the key's connections
+            assert await refused_status(where["hermes_ws"] + "?token=single-secret") == 429
+            second = await http.get(f"{api}/v2/updates/price/stream", params={"ids[]": BTC, "token": "single-secret"})
+            assert second.status_code == 429 and "has its 1 connections open already" in second.text
 
 
 async def test_a_client_over_its_keys_message_rate_is_cut_and_no_other_client_notices(tmp_path: Path) -> None:

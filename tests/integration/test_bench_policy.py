@@ -18,6 +18,7 @@ def test_policy_smoke_measures_the_face_with_the_policy_off_and_on(tmp_path: Pat
     for system, steps in result["steps"].items():
         assert len(steps) == 1 and set(steps[0]) >= STEP_KEYS and steps[0]["system"] == system
         assert steps[0]["closed_connections"] == 0  # the key's limits are on, and never reached
-    figure = result["figure"]
-    assert figure["rounds"] == 1 and figure["deliveries_per_cpu_s_off"] > 0 and figure["deliveries_per_cpu_s_on"] > 0
+    path, end_to_end = result["figure"]["path"], result["figure"]["end_to_end"]
+    assert (path["rounds"], len(path["per_window"]["off"]), len(path["per_window"]["on"])) == (4, 4, 4)
+    assert end_to_end["rounds"] == 1 and end_to_end["deliveries_per_cpu_s_off"] > 0
     assert isinstance(result["target"]["met"], bool)

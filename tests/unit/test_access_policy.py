@@ -191,3 +191,12 @@ def test_claims_count_feeds_per_key_over_connections_until_released() -> None:
     assert policy.claim(two, ["btc"]) is None and policy.subscriptions_of("k") == 2
     policy.release(two)
     assert policy.subscriptions_of("k") == 0
+
+
+def test_the_policy_paths_fan_out_delivers_every_update_to_both_groups() -> None:
+    from benchmarks.policy_path import run_path
+
+    result = run_path(clients=20, per_client=3, feeds=5, rounds=2, passes=3)
+    # 20 connections x 3 feeds x 3 passes per window, both ways, and nobody was cut by the key's limits
+    assert [len(result["per_window"][name]) for name in ("off", "on")] == [2, 2]
+    assert result["deliveries_per_cpu_s_off"] > 0 and result["deliveries_per_cpu_s_on"] > 0

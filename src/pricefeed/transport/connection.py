@@ -68,6 +68,9 @@ class Connection:
         self.connected_at = time.time()
         self.messages_sent = 0
         """Messages written to the socket (one write may carry several)."""
+        self.bytes_sent = 0
+        """Bytes of those messages (what a byte budget is charged, once per listener sweep)."""
+        self._charged = 0
         self._write: Callable[[bytes], None] | None = None
         self._paused_since: float | None = None
         self._closing = False
@@ -78,8 +81,8 @@ class Connection:
             burst = max(1.0, min(burst, 2 * rate))
         self._inbound = TokenBucket(rate, burst)
         self._byte_budget = admission.byte_budget
-        """Its key's (or IP's) outbound bytes per second, shared with its other connections, checked once per
-        write."""
+        """Its key's (or IP's) outbound bytes per second, shared with its other connections, charged what it
+        wrote at each listener sweep (not on the write path)."""
         self.session: Session = (session_factory or listener.session_factory)(self)
 
     # -- what an adapter calls ------------------------------------------------
@@ -151,12 +154,9 @@ class Connection:
         if self._paused_since is None and write is not None and not self.outbox and not self._closing:
             # The common case, kept to one write: nothing is queued and the socket takes data.
             data = self.render(frames.values())
-            budget = self._byte_budget
-            if budget is not None and not budget.spend(len(data)):
-                self._over_byte_budget()
-                return
             write(data)
             self.messages_sent += len(frames)
+            self.bytes_sent += len(data)
             return
         put = self.outbox.put
         for topic, frame_bytes in frames.items():
@@ -197,20 +197,25 @@ class Connection:
             return
         frames = self.outbox.take_frames()
         data = self.render(frames)
-        budget = self._byte_budget
-        if budget is not None and not budget.spend(len(data)):
-            self._over_byte_budget()
-            return
         write(data)
         self.messages_sent += len(frames)
+        self.bytes_sent += len(data)
 
-    def _over_byte_budget(self) -> None:
-        """Close a connection whose key's (or IP's) byte budget a write would overdraw (1008)."""
-        assert self._byte_budget is not None
+    def check_byte_budget(self) -> bool:
+        """Charge its key's (or IP's) byte budget what it wrote since the last check, and close it with 1008 if
+        that overdraws the budget; True if it was closed. The listener's sweep calls it once a second, so the
+        write path pays nothing for a budget."""
+        budget = self._byte_budget
+        if budget is None or self._closing:
+            return False
+        spent, self._charged = self.bytes_sent - self._charged, self.bytes_sent
+        if budget.spend(spent):
+            return False
         holder = "key" if self.admission.key is not None else "ip"
         self.listener.refused(f"{holder}_bytes")
-        self.close(CloseCode.POLICY_VIOLATION, f"byte rate limit exceeded: at most {self._byte_budget.rate:g} "
+        self.close(CloseCode.POLICY_VIOLATION, f"byte rate limit exceeded: at most {budget.rate:g} "
                    f"bytes per second per {'API key' if holder == 'key' else 'client IP'}")
+        return True
 
     def check_slow(self) -> bool:
         """Close a connection that is over its byte bound or blocked too long; True if it was closed."""

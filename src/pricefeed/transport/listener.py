@@ -122,7 +122,7 @@ class Listener:
             await asyncio.sleep(SWEEP_INTERVAL_S)
             for conn in list(self.connections):
                 try:
-                    if not conn.check_slow() and self.on_sweep is not None:
+                    if not conn.check_slow() and not conn.check_byte_budget() and self.on_sweep is not None:
                         self.on_sweep(conn)
                 except Exception:  # one broken connection must not stop the sweep
                     log.exception("%s: sweep failed for %s", self.face, conn.client_id)
