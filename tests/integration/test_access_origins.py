@@ -41,6 +41,8 @@ async def test_a_disallowed_origin_is_refused_by_every_listener_and_an_allowed_o
             refused_http = await http.get(api + path, params={"ids[]": BTC}, headers={"Origin": EVIL})
             assert refused_http.status_code == 403, path
             assert "access-control-allow-origin" not in refused_http.headers
+        for face in ("hermes_rest", "hermes_sse"):
+            assert app.metrics.total("pricefeed_refusals_total", face=face, reason="origin") == 1, face
         allowed = await http.get(f"{api}/feeds", headers={"Origin": ALLOWED})
         assert allowed.status_code == 200 and allowed.headers["access-control-allow-origin"] == ALLOWED
         asks = {"Origin": ALLOWED, "Access-Control-Request-Method": "GET",

@@ -133,8 +133,10 @@ def build_listeners(services: Services, settings: Settings, oracle: Oracle | Non
             websockets["/v1/stream"] = lazer
             components["lazer clock"] = lazer_face.clock
             listeners.append(lazer)
+        refusals = services.metrics.refusals
         rest_app = OriginGuard(KeyGuard(create_rest_app(services, hermes_sse, lazer_face), services.access,
-                                        services.metrics, api_face_of), services.origins)
+                                        services.metrics, api_face_of), services.origins,
+                               lambda path: refusals.labels(api_face_of(path), "origin").inc())
         server = ApiServer(rest_app, settings.api_host, settings.api_port,
                            websockets=websockets, streams=[hermes_sse], header_timeout_s=limits.idle_timeout_s, tls=tls)
         components["api"] = Task("api", server.start, server.close)

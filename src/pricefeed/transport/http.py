@@ -108,17 +108,22 @@ class TakeOver(Response):
 
 class OriginGuard:
     """ASGI middleware: an HTTP request from a browser origin the policy refuses gets 403 (WebSocket upgrades
-    are checked by our upgrade protocol, before the app)."""
+    are checked by our upgrade protocol, before the app), counted per face when given ``refused``."""
 
-    def __init__(self, app: ASGIApp, policy: OriginPolicy) -> None:
+    def __init__(self, app: ASGIApp, policy: OriginPolicy,
+                 refused: Callable[[str], None] | None = None) -> None:
         self.app = app
         self.policy = policy
+        self.refused = refused
+        """Told the request's path when one is refused."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not self.policy.allows_any:
             headers = {k: v.decode("latin-1") for k, v in scope["headers"] if k in (b"origin", b"host")}
             refusal = self.policy.refusal(headers.get(b"origin"), headers.get(b"host"))
             if refusal is not None:
+                if self.refused is not None:
+                    self.refused(scope["path"])
                 await PlainTextResponse(refusal, status_code=403)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
