@@ -208,3 +208,21 @@ async def test_a_client_ip_over_its_byte_budget_is_cut(tmp_path: Path) -> None:
             await send(calm, {"type": "subscribe", "ids": [BTC]})
             for _ in range(3):
                 assert (await recv_until(calm, is_type("price_update")))["price_feed"]["id"] == BTC
+
+
+async def test_a_keys_rest_requests_are_held_to_its_message_rate(tmp_path: Path) -> None:
+    keys = tmp_path / "keys.toml"
+    keys.write_text(KEYS)
+    async with in_process(tmp_path, keys=str(keys)) as app, httpx.AsyncClient() as http:
+        chatty = {"Authorization": "Bearer chatty-secret"}
+        replies = [await http.get(f"http://127.0.0.1:{app.api_port}/feeds", headers=chatty) for _ in range(12)]
+        statuses = [reply.status_code for reply in replies]
+        assert statuses[:4] == [200] * 4  # a burst of two seconds' worth
+        assert 429 in statuses  # 12 requests in far less than the 4 s they would need
+        over = replies[statuses.index(429)]
+        assert over.headers["retry-after"] == "1"
+        assert "over its request rate: at most 2 per second" in over.json()["error"]
+        assert (await http.get(f"http://127.0.0.1:{app.api_port}/feeds",
+                               headers={"Authorization": "Bearer full-secret"})).status_code == 200  # others go on
+        assert app.metrics.total("pricefeed_refusals_total", face="rest", reason="key_messages") == \
+            statuses.count(429)
