@@ -17,14 +17,14 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import analysis, report, socketio
+from . import analysis, policy, report, socketio
 from . import client as client_bench
 from .common import core_busy, cpu_jiffies
 from .harness import run_scenarios
 from .processes import Env, default_cpus, raise_fd_limit
 from .profiles import FANOUT_ONLY, PROFILES, SCENARIOS, SYSTEMS
 
-ALL_SCENARIOS = (*SCENARIOS, "socketio", analysis.SCENARIO, client_bench.SCENARIO)
+ALL_SCENARIOS = (*SCENARIOS, "socketio", analysis.SCENARIO, policy.SCENARIO, client_bench.SCENARIO)
 
 
 def _cpus(text: str | None) -> set[int] | None:
@@ -59,6 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latency-rate", type=float, default=None, metavar="R",
                         help="slots per second of the latency scenario (default: half of pricefeed's fanout point)")
     parser.add_argument("--idle-connections", type=int, default=None)
+    parser.add_argument("--policy-rounds", type=int, default=None, metavar="N",
+                        help="pairs of windows (policy off and on) of the policy scenario")
     parser.add_argument("--measure-seconds", type=float, default=None, metavar="S")
     parser.add_argument("--warmup-seconds", type=float, default=None, metavar="S")
     parser.add_argument("--client-procs", type=int, default=None,
@@ -73,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     profile = PROFILES[args.profile or ("quick" if args.quick else "full")]
     overrides = {"fanout_clients": args.clients, "fanout_rates": args.rates, "idle_connections": args.idle_connections,
                  "measure_s": args.measure_seconds, "warmup_s": args.warmup_seconds,
-                 "client_procs": args.client_procs}
+                 "client_procs": args.client_procs, "policy_rounds": args.policy_rounds}
     profile = dataclasses.replace(profile, **{k: v for k, v in overrides.items() if v is not None})
     if args.measure_seconds is not None:  # one window length for every scenario
         profile = dataclasses.replace(profile, slow_measure_s=None)
@@ -111,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
                 scenario_results["socketio"] = socketio.run_socketio(profile.name, env, args.idle_connections)
             if analysis.SCENARIO in scenarios:
                 scenario_results[analysis.SCENARIO] = analysis.run_analysis(profile.name, env)
+            if policy.SCENARIO in scenarios:
+                scenario_results[policy.SCENARIO] = policy.run_policy(profile, env)
             client_results = client_bench.run(profile.name, server_cpus, client_cpus, Path(workdir), env.say) \
                 if client_bench.SCENARIO in scenarios else None
         except KeyboardInterrupt:
@@ -164,12 +168,14 @@ def run(args: argparse.Namespace) -> int:
         results["client"] = client_results
     report.write_json(results, args.json)
     harness_only = {**results, "scenarios": {k: v for k, v in scenario_results.items()
-                                             if k not in ("socketio", analysis.SCENARIO)}}
+                                             if k not in ("socketio", analysis.SCENARIO, policy.SCENARIO)}}
     print(report.table(harness_only))
     if "socketio" in scenario_results:
         print(socketio.table(scenario_results["socketio"]))
     if analysis.SCENARIO in scenario_results:
         print(analysis.table(scenario_results[analysis.SCENARIO]))
+    if policy.SCENARIO in scenario_results:
+        print(policy.table(scenario_results[policy.SCENARIO]))
     if client_results is not None:
         print(client_bench.table(client_results))
     plot_path = args.plot or args.json.with_suffix(".png")

@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from .common import free_port, lower_priority, merge_histograms, pin, rss_bytes
-from .profiles import FACES, LOAD_CLIENT_FACE, Profile
+from .profiles import FACES, LOAD_CLIENT_FACE, POLICY_SYSTEM, Profile
 
 
 @dataclass
@@ -59,6 +59,16 @@ def raise_fd_limit() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
+POLICY_KEY = "bench-secret"
+POLICY_KEYS = f"""
+[[keys]]
+name = "bench"
+key = "{POLICY_KEY}"
+limits = {{ connections = 1000000, subscriptions = 100000000, messages_per_second = 1000, bytes_per_second = 1e12 }}
+"""
+"""Every limit a key can have, on and never reached: the policy scenario measures their checks, not refusals."""
+
+
 class Server:
     """pricefeed (``python -m pricefeed serve --source sim``) or a baseline, in a subprocess.
 
@@ -74,7 +84,7 @@ class Server:
         self.streams_port: int | None = None
         interval = f"{1.0 / rate:.6g}"
         self.log_path = env.workdir / f"{system}-{self.port}.log"
-        if system in FACES:
+        if system in FACES or system == POLICY_SYSTEM:
             self.api_port, self.streams_port = free_port(), free_port()
             self.cmd = [sys.executable, "-m", "pricefeed", "serve", "--source", "sim", "--host", "127.0.0.1",
                         "--port", str(self.port), "--api-host", "127.0.0.1", "--api-port", str(self.api_port),
@@ -82,6 +92,10 @@ class Server:
                         "--db", str(env.workdir / f"db-{self.port}.sqlite"), "--sim-feeds", str(profile.feeds),
                         "--sim-interval", interval, "--seed", str(profile.seed), "--log-level", "WARNING",
                         "--rpc", "false", "--crypto", "false"]
+            if system == POLICY_SYSTEM:
+                keys = env.workdir / "bench-keys.toml"
+                keys.write_text(POLICY_KEYS)
+                self.cmd += ["--keys", str(keys), "--cors-origins", "http://bench.example"]
         else:
             self.cmd = [sys.executable, "-m", "benchmarks.baselines", system, "--port", str(self.port),
                         "--feeds", str(profile.feeds), "--interval", interval, "--seed", str(profile.seed)]
@@ -94,6 +108,8 @@ class Server:
 
     @property
     def url(self) -> str:
+        if self.system == POLICY_SYSTEM:
+            return f"{self.seed000_url}?token={POLICY_KEY}"
         face = LOAD_CLIENT_FACE[self.system]
         if face == "hermes-ws":
             return f"ws://127.0.0.1:{self.api_port}/ws"

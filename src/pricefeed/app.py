@@ -38,7 +38,7 @@ from .ingest import Ingest
 from .metrics import Metrics
 from .model import PriceUpdate
 from .pipeline import local_pipeline
-from .policy import AccessPolicy, AnonymousLimits, KeyRing
+from .policy import AccessPolicy, AnonymousLimits, KeyRing, OriginPolicy
 from .portfolio import PortfolioBook
 from .resume import RecentUpdates
 from .slots import SlotClock
@@ -82,7 +82,8 @@ def access_policy(settings: Settings) -> AccessPolicy:
     keys = KeyRing([key.get_secret_value() for key in settings.api_key], settings.keys)
     anonymous = AnonymousLimits(connections_per_ip=settings.ip_connections,
                                 handshakes_per_second_per_ip=settings.ip_handshakes_per_second,
-                                handshake_burst=max(1, int(2 * (settings.ip_handshakes_per_second or 1))))
+                                handshake_burst=max(1, int(2 * (settings.ip_handshakes_per_second or 1))),
+                                bytes_per_second_per_ip=settings.ip_bytes_per_second)
     return AccessPolicy(keys, anonymous)
 
 
@@ -145,7 +146,9 @@ class App:
                                     slow_client_timeout_s=settings.slow_client_timeout,
                                     idle_timeout_s=settings.handshake_timeout),
             health=self.health, status=self.status, stopping=lambda: self.stopping, analytics=self.analytics,
-            alerts=self.alerts, portfolio=self.portfolio, access=access_policy(settings), divergence=self.divergence)
+            alerts=self.alerts, portfolio=self.portfolio, access=access_policy(settings), divergence=self.divergence,
+            origins=OriginPolicy.of(settings.cors_origins))
+        self.services.access.feed_names = self._feed_names
         # An ingest process serves no client face: only /health, /status and /metrics (and pythd publishers).
         faces = settings.model_copy(update={"ws": False, "streams": False, "crypto": False, "lazer_stream": False})
         self.listeners: Listening = build_listeners(
@@ -267,6 +270,12 @@ class App:
         self.analytics.candles.stop()
 
     # -- life cycle ------------------------------------------------------------------
+
+    def _feed_names(self, feed_id: str) -> tuple[str, ...]:
+        """The names an API key's ``feeds`` may give a feed: its id (bare or 0x), symbol and display symbol."""
+        feed = self.hub.feeds.get(feed_id)
+        bare = ("0x" + feed_id,)
+        return bare if feed is None else (*bare, feed.symbol, feed.display_symbol)
 
     async def _open_store(self) -> None:
         """Open the store and restore the last known state (prices of sources that run now only)."""

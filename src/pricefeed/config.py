@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextvars
 import json
 import os
+import ssl
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -19,6 +20,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .accounts import parse_publishers
+from .transport.tls import Tls
 
 HERMES_STREAM_URL = "https://hermes.pyth.network/v2/updates/price/stream"
 SourceName = Literal["hermes", "sim", "kite", "lazer", "coingecko"]
@@ -119,6 +121,13 @@ class Settings(BaseSettings):
     ip_handshakes_per_second: float | None = Field(None, gt=0, description="Connection attempts per second a client "
                                                    "IP without a key may make, after a burst of twice that (none: no "
                                                    "limit)")
+    ip_bytes_per_second: float | None = Field(None, gt=0, description="Outbound bytes per second over the "
+                                              "connections of a client IP without a key, after a burst of twice "
+                                              "that; a connection that would go over is closed with 1008 (Hermes: "
+                                              "262144 on /ws; none: no limit)")
+    tls_cert: Path | None = Field(None, description="A PEM certificate chain: every listener (seed-000, API, "
+                                  "streams, pythd, Socket.IO) then speaks TLS (wss://, https://); needs --tls-key")
+    tls_key: Path | None = Field(None, description="The PEM private key of --tls-cert")
     candle_intervals: Annotated[list[str], NoDecode] = Field(
         ["1s", "1m", "5m"], description="Candle intervals, e.g. 1s, 1m, 5m, 1h (repeatable)")
     candle_history: int = Field(100, ge=1, le=100_000,
@@ -162,7 +171,8 @@ class Settings(BaseSettings):
     crypto_host: str = Field("0.0.0.0", description="Host of the Socket.IO crypto-prices service (seed 002)")
     crypto_port: int = Field(5000, ge=0, le=65535, description="Port of the Socket.IO crypto-prices service")
     crypto_cors_origins: Annotated[list[str], NoDecode] = Field(
-        ["*"], description="Origins allowed to connect to Socket.IO from a browser (* for any; repeatable)")
+        ["*"], description="Origins allowed to connect to Socket.IO from a browser (* for any; repeatable); when not "
+                           "given, --cors-origins (if set) applies to Socket.IO too")
     redis_url: SecretStr | None = Field(
         None, description="Keep feeds and latest prices in Redis (redis://[user:password@]host:port/db), not SQLite")
     redis_host: str | None = Field(None, validation_alias=AliasChoices("redis_host", "PRICEFEED_REDIS_HOST"),
@@ -307,6 +317,21 @@ class Settings(BaseSettings):
         if self.bus == "socket" and (self.role == "all" or self.bus_socket is None):
             raise ValueError("--bus socket needs --role ingest or edge, and --bus-socket PATH")
         return self
+
+    @model_validator(mode="after")
+    def _tls_complete(self) -> Settings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("--tls-cert and --tls-key go together")
+        if self.tls is not None:
+            try:
+                self.tls.context()
+            except (OSError, ssl.SSLError) as exc:
+                raise ValueError(f"--tls-cert/--tls-key: {exc}") from None
+        return self
+
+    @property
+    def tls(self) -> Tls | None:
+        return None if self.tls_cert is None or self.tls_key is None else Tls(self.tls_cert, self.tls_key)
 
     @model_validator(mode="after")
     def _kite_complete(self) -> Settings:

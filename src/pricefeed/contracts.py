@@ -9,7 +9,7 @@ transport (picows WebSockets, the API port's WebSockets and SSE) implements
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import parse_qs, urlsplit
@@ -94,6 +94,13 @@ class Peer(Subscriber, Protocol):
 
     def discard_price(self, topic: Topic) -> None:
         """Drop a pending message of a topic (e.g. just unsubscribed)."""
+
+    def claim(self, feeds: Iterable[str]) -> str | None:
+        """Before subscribing to ``feeds``: None if the connection's API key may (they count against its
+        subscription limit until :meth:`unclaim`), else why not, for the face to send as its own error."""
+
+    def unclaim(self, feeds: Iterable[str]) -> None:
+        """After unsubscribing from ``feeds``."""
 
     def lane(self, codec: Codec) -> Subscriber:
         """A subscriber that delivers into this connection in another wire format (e.g. Hermes' verbose flag)."""

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .transport.limits import TokenBucket
+from .transport.limits import ByteBudget, TokenBucket
 
 log = logging.getLogger(__name__)
 
@@ -237,6 +237,13 @@ class AnonymousLimits:
     connections_per_ip: int | None = None
     handshakes_per_second_per_ip: float | None = None
     handshake_burst: int = 100
+    bytes_per_second_per_ip: float | None = None
+    """Outbound bytes per second over the IP's connections (Hermes closes a ``/ws`` over 256 KiB/s per IP)."""
+
+    @property
+    def counted(self) -> bool:
+        """Whether an IP's connections are counted (a limit needs them)."""
+        return self.connections_per_ip is not None or self.bytes_per_second_per_ip is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +264,10 @@ class Admission:
     key: ApiKey | None
     ip: str
     released: bool = False
+    byte_budget: ByteBudget | None = None
+    """Outbound bytes per second, shared by every connection of its key (or of its IP without a key)."""
+    feeds: set[str] = field(default_factory=set)
+    """The feeds it is subscribed to, as its key's subscription limit counts them."""
 
     @property
     def limits(self) -> KeyLimits:
@@ -282,6 +293,14 @@ class AccessPolicy:
         self._by_key: dict[str, int] = {}
         self._by_ip: dict[str, int] = {}
         self._handshakes: dict[str, TokenBucket] = {}
+        self._subscriptions: dict[str, int] = {}
+        """Feeds subscribed per key name, over its connections."""
+        self._budgets: dict[str, ByteBudget] = {}
+        """Outbound byte budgets per key name, or per IP (``ip:`` prefix), while they have connections."""
+        self._requests: dict[str, TokenBucket] = {}
+        """HTTP requests per second per key name (its ``messages_per_second``)."""
+        self.feed_names: Callable[[str], Iterable[str]] = lambda feed: (feed,)
+        """A feed id's other names (symbols) a key's ``feeds`` may list; the app sets it from the hub's feeds."""
 
     @property
     def keys_required(self) -> bool:
@@ -316,7 +335,9 @@ class AccessPolicy:
                 return Refusal(429, "key_connections", f"{face}: the API key {checked.name!r} has its {limit} "
                                "connections open already\n", checked.name)
             self._by_key[checked.name] = self._by_key.get(checked.name, 0) + 1
-            return Admission(checked, ip or "-")
+            per_second = checked.limits.bytes_per_second
+            return Admission(checked, ip or "-", byte_budget=None if per_second is None else
+                             self._budget(checked.name, per_second))
         return OPEN if ip is None else self.admit_ip(face, ip)
 
     def admit_ip(self, face: str, ip: str) -> Admission | Refusal:
@@ -332,28 +353,106 @@ class AccessPolicy:
             if not bucket.take():
                 return Refusal(429, "ip_handshakes", f"{face}: too many connection attempts from {ip}: at most "
                                f"{anon.handshakes_per_second_per_ip:g} per second\n", ip)
-        if anon.connections_per_ip is None:
+        if not anon.counted:
             return OPEN
-        if self._by_ip.get(ip, 0) >= anon.connections_per_ip:
+        if anon.connections_per_ip is not None and self._by_ip.get(ip, 0) >= anon.connections_per_ip:
             return Refusal(429, "ip_connections", f"{face}: {ip} has its {anon.connections_per_ip} "
                            "connections open already\n", ip)
         self._by_ip[ip] = self._by_ip.get(ip, 0) + 1
-        return Admission(None, ip)
+        per_second = anon.bytes_per_second_per_ip
+        return Admission(None, ip, byte_budget=None if per_second is None else self._budget("ip:" + ip, per_second))
+
+    def _budget(self, holder: str, per_second: float) -> ByteBudget:
+        """The byte budget a key or an IP shares over its connections (two seconds' worth of burst)."""
+        budget = self._budgets.get(holder)
+        if budget is None:
+            budget = self._budgets[holder] = ByteBudget(per_second, 2 * per_second, self._clock)
+        return budget
+
+    def claim(self, admission: Admission, feeds: Iterable[str]) -> Refusal | None:
+        """Let a connection subscribe to ``feeds`` (its key may see them all, within its subscription limit, over
+        its connections) and count them until :meth:`unclaim` or :meth:`release`; or refuse all of them (403 for
+        a feed the key may not see, 429 past its limit)."""
+        key = admission.key
+        if key is None:
+            return None
+        wanted = list(dict.fromkeys(feeds))
+        hidden = self.feed_refusal(key, wanted)
+        if hidden is not None:
+            return hidden
+        new = [f for f in wanted if f not in admission.feeds]
+        limit = key.limits.subscriptions
+        held = self._subscriptions.get(key.name, 0)
+        if limit is not None and new and held + len(new) > limit:
+            return Refusal(429, "key_subscriptions", f"subscription limit of the API key {key.name!r} reached: at "
+                           f"most {limit} feeds over its connections ({held} already subscribed)", key.name)
+        if new:
+            admission.feeds.update(new)
+            self._subscriptions[key.name] = held + len(new)
+        return None
+
+    def feed_refusal(self, key: ApiKey, feeds: Iterable[str]) -> Refusal | None:
+        """A refusal (403) if ``key`` may not see one of ``feeds`` (ids, with or without ``0x``), or None."""
+        if key.feeds is None:
+            return None
+        hidden = [f for f in feeds if not key.allows_feed(f, *self.feed_names(f.lower().removeprefix("0x")))]
+        if not hidden:
+            return None
+        return Refusal(403, "feed_not_allowed", f"the API key {key.name!r} may not see {', '.join(hidden)}",
+                       key.name)
+
+    def unclaim(self, admission: Admission, feeds: Iterable[str]) -> None:
+        """A connection unsubscribed from ``feeds``: they no longer count against its key's limit."""
+        key = admission.key
+        if key is None or admission.released:
+            return
+        gone = [f for f in dict.fromkeys(feeds) if f in admission.feeds]
+        admission.feeds.difference_update(gone)
+        self._count_down(self._subscriptions, key.name, len(gone))
+
+    def request_refusal(self, face: str, key: ApiKey) -> Refusal | None:
+        """An HTTP request over its key's ``messages_per_second`` (429), or None."""
+        rate = key.limits.messages_per_second
+        if rate is None:
+            return None
+        bucket = self._requests.get(key.name)
+        if bucket is None or bucket.rate != rate:
+            bucket = self._requests[key.name] = TokenBucket(rate, max(1.0, 2 * rate), self._clock)
+        if bucket.take():
+            return None
+        return Refusal(429, "key_messages", f"{face}: the API key {key.name!r} is over its request rate: at most "
+                       f"{rate:g} per second\n", key.name)
 
     def release(self, admission: Admission) -> None:
         """A connection let in has gone."""
         if admission.released:
             return
         admission.released = True
-        counts, name = (self._by_ip, admission.ip) if admission.key is None else (self._by_key, admission.key.name)
-        left = counts.get(name, 0) - 1
+        if admission.key is None:
+            if not self._count_down(self._by_ip, admission.ip, 1):
+                self._budgets.pop("ip:" + admission.ip, None)
+            return
+        name = admission.key.name
+        self._count_down(self._subscriptions, name, len(admission.feeds))
+        admission.feeds.clear()
+        if not self._count_down(self._by_key, name, 1):
+            self._budgets.pop(name, None)
+
+    @staticmethod
+    def _count_down(counts: dict[str, int], name: str, by: int) -> int:
+        """Take ``by`` off a count (forgotten at zero); what is left."""
+        left = counts.get(name, 0) - by
         if left > 0:
             counts[name] = left
         else:
             counts.pop(name, None)
+        return max(0, left)
 
     def connections_of(self, key_name: str) -> int:
         return self._by_key.get(key_name, 0)
+
+    def subscriptions_of(self, key_name: str) -> int:
+        return self._subscriptions.get(key_name, 0)
 
 
 OPEN_POLICY = AccessPolicy()

@@ -7,7 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from pricefeed.policy import AccessPolicy, Admission, AnonymousLimits, KeyRing, Refusal, presented_key, read_keys_file
+from pricefeed.policy import (
+    AccessPolicy,
+    Admission,
+    AnonymousLimits,
+    ApiKey,
+    KeyLimits,
+    KeyRing,
+    Refusal,
+    presented_key,
+    read_keys_file,
+)
+from pricefeed.transport.limits import ByteBudget
 
 KEYS_TOML = """
 [[keys]]
@@ -122,3 +133,70 @@ def test_without_keys_an_ip_is_limited_in_connections_and_handshakes() -> None:
     assert isinstance(burst_spent, Refusal) and burst_spent.reason == "ip_handshakes"
     clock.now += 1.0
     assert isinstance(policy.admit("seed000", {}, {}, "1.1.1.1"), Admission)
+
+
+def test_a_byte_budget_reads_the_clock_only_when_it_runs_out() -> None:
+    clock = Clock()
+    reads = 0
+
+    def counting() -> float:
+        nonlocal reads
+        reads += 1
+        return clock()
+
+    budget = ByteBudget(1000, 2000, counting)
+    reads = 0
+    assert [budget.spend(500) for _ in range(4)] == [True] * 4 and reads == 0  # the burst, without the clock
+    assert budget.spend(1) is False and reads == 1  # nothing left, none refilled
+    clock.now += 0.5
+    assert budget.spend(500) is True and budget.spend(1) is False  # half a second refilled 500
+    clock.now += 10
+    assert budget.spend(2000) is True and budget.spend(1) is False  # refilled to the burst, no more
+
+
+def test_a_keys_connections_share_its_byte_budget_and_an_ips_its_own() -> None:
+    clock = Clock()
+    keys = KeyRing(clock=clock)
+    keys._static["k"] = ApiKey("k", "k", limits=KeyLimits(bytes_per_second=100))
+    policy = AccessPolicy(keys, clock=clock)
+    first, second = (policy.admit("seed000", {"authorization": "Bearer k"}, {}, "1.2.3.4") for _ in range(2))
+    assert isinstance(first, Admission) and isinstance(second, Admission)
+    assert first.byte_budget is second.byte_budget is not None
+    anonymous = AccessPolicy(anonymous=AnonymousLimits(bytes_per_second_per_ip=50), clock=clock)
+    a, b, c = (anonymous.admit("seed000", {}, {}, ip) for ip in ("1.1.1.1", "1.1.1.1", "2.2.2.2"))
+    assert isinstance(a, Admission) and isinstance(b, Admission) and isinstance(c, Admission)
+    assert a.byte_budget is b.byte_budget is not c.byte_budget
+    assert a.byte_budget is not None and a.byte_budget.rate == 50
+    for admission in (a, b):
+        anonymous.release(admission)
+    d = anonymous.admit("seed000", {}, {}, "1.1.1.1")
+    assert isinstance(d, Admission) and d.byte_budget is not a.byte_budget  # forgotten once its last one went
+
+
+def test_claims_count_feeds_per_key_over_connections_until_released() -> None:
+    keys = KeyRing()
+    keys._static["k"] = ApiKey("k", "k", feeds=frozenset({"Crypto.BTC/USD", "eth"}),
+                               limits=KeyLimits(subscriptions=2))
+    policy = AccessPolicy(keys)
+    policy.feed_names = lambda feed: {"btc": ("Crypto.BTC/USD",)}.get(feed, ())
+    one, two = (policy.admit("seed000", {"authorization": "Bearer k"}, {}, None) for _ in range(2))
+    assert isinstance(one, Admission) and isinstance(two, Admission)
+    hidden = policy.claim(one, ["btc", "sol"])
+    assert isinstance(hidden, Refusal) and (hidden.status, hidden.reason) == (403, "feed_not_allowed")
+    assert policy.claim(one, ["btc"]) is None and policy.claim(one, ["btc"]) is None
+    assert policy.claim(two, ["eth"]) is None and policy.subscriptions_of("k") == 2
+    over = policy.claim(two, ["btc"])
+    assert isinstance(over, Refusal) and (over.status, over.reason) == (429, "key_subscriptions")
+    policy.unclaim(one, ["btc"])
+    assert policy.claim(two, ["btc"]) is None and policy.subscriptions_of("k") == 2
+    policy.release(two)
+    assert policy.subscriptions_of("k") == 0
+
+
+def test_the_policy_paths_fan_out_delivers_every_update_to_both_groups() -> None:
+    from benchmarks.policy_path import run_path
+
+    result = run_path(clients=20, per_client=3, feeds=5, rounds=2, passes=3)
+    # 20 connections x 3 feeds x 3 passes per window, both ways, and nobody was cut by the key's limits
+    assert [len(result["per_window"][name]) for name in ("off", "on")] == [2, 2]
+    assert result["deliveries_per_cpu_s_off"] > 0 and result["deliveries_per_cpu_s_on"] > 0

@@ -38,6 +38,12 @@ class Peer:
     def flush(self) -> None:
         pass
 
+    def claim(self, feeds: object) -> str | None:
+        return None
+
+    def unclaim(self, feeds: object) -> None:
+        pass
+
     def take(self) -> list[dict[str, Any]]:
         sent, self.sent = self.sent, []
         return sent

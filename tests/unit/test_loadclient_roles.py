@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 from benchmarks.loadclient import CLOCKED_FACES, FACES, my_clients, parse_args
-from benchmarks.profiles import LOAD_CLIENT_FACE, SYSTEMS
+from benchmarks.profiles import LOAD_CLIENT_FACE, POLICY_SYSTEM, SYSTEMS
 
 
 def test_the_sampler_and_the_counters_play_every_client_exactly_once() -> None:
@@ -39,5 +39,5 @@ def test_a_streams_sampler_dates_by_the_messages_own_timestamp_and_needs_no_cloc
 
 
 def test_every_system_is_spoken_to_in_a_face_the_load_client_knows() -> None:
-    assert set(LOAD_CLIENT_FACE) == set(SYSTEMS)
+    assert set(LOAD_CLIENT_FACE) == {*SYSTEMS, POLICY_SYSTEM}  # the policy scenario's keyed seed-000 face too
     assert set(LOAD_CLIENT_FACE.values()) == set(FACES)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from pricefeed.faces.simple_ws import Limits, SimpleWsCodec, SimpleWsSession
@@ -26,6 +27,12 @@ class Peer:
         self.sent.append(json.loads(payload))
 
     def discard_price(self, feed_id: FeedId) -> None:
+        pass
+
+    def claim(self, feeds: Iterable[str]) -> str | None:
+        return None
+
+    def unclaim(self, feeds: Iterable[str]) -> None:
         pass
 
     def deliver(self, frames: dict[FeedId, bytes]) -> None:

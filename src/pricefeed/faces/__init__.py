@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..coins import parse_coins
 from ..components import Component, Task
-from ..transport.http import ApiServer, KeyGuard
+from ..transport.http import ApiServer, KeyGuard, OriginGuard
 from ..transport.listener import Listener
 from ..transport.picows import PicowsServer
 from ..transport.sansio_ws import sweep_pings
 from ..transport.sse import sweep_streams
 from ..transport.wsframe import FramedCodec
 from .crypto import CryptoService
+from .crypto.access import SocketIoAccess
 from .hermes_sse import ALL_UPDATES
 from .hermes_ws import MAX_MESSAGE_BYTES, PLAIN, HermesWsSession
 from .jsonrpc import RPC_LIMITS, PythdApi, create_rpc_server, parse_publishers
@@ -68,8 +69,12 @@ def build_listeners(services: Services, settings: Settings, oracle: Oracle | Non
     ports: dict[str, Callable[[], int]] = {}
     listeners: list[Listener] = []
     limits = services.limits
+    tls = settings.tls
+    tls_context = None if tls is None else tls.context()
 
     def picows(name: str, server: PicowsServer, host: str, port: int) -> None:
+        server.tls = tls_context
+
         async def start() -> None:
             await server.start(host, port, settings.reuse_port)
 
@@ -104,7 +109,8 @@ def build_listeners(services: Services, settings: Settings, oracle: Oracle | Non
     if settings.crypto:
         crypto = CryptoService(services.hub, parse_coins(settings.coingecko_coins), host=settings.crypto_host,
                                port=settings.crypto_port, health=services.health,
-                               cors_origins=settings.crypto_cors_origins, max_message_bytes=limits.max_message_bytes,
+                               cors_origins=crypto_origins(settings), max_message_bytes=limits.max_message_bytes,
+                               access=SocketIoAccess(services.access, services.metrics), tls=tls,
                                reuse_port=settings.reuse_port)
         components["crypto"] = crypto
         ports["crypto"] = lambda: crypto.port
@@ -128,19 +134,29 @@ def build_listeners(services: Services, settings: Settings, oracle: Oracle | Non
             websockets["/v1/stream"] = lazer
             components["lazer clock"] = lazer_face.clock
             listeners.append(lazer)
-        rest_app = KeyGuard(create_rest_app(services, hermes_sse, lazer_face), services.access, services.metrics,
-                            api_face_of)
+        refusals = services.metrics.refusals
+        rest_app = OriginGuard(KeyGuard(create_rest_app(services, hermes_sse, lazer_face), services.access,
+                                        services.metrics, api_face_of), services.origins,
+                               lambda path: refusals.labels(api_face_of(path), "origin").inc())
         server = ApiServer(rest_app, settings.api_host, settings.api_port,
-                           websockets=websockets, streams=[hermes_sse], header_timeout_s=limits.idle_timeout_s,
+                           websockets=websockets, streams=[hermes_sse], header_timeout_s=limits.idle_timeout_s, tls=tls,
                            reuse_port=settings.reuse_port)
         components["api"] = Task("api", server.start, server.close)
         ports["api"] = lambda: server.port
         listeners += [hermes_ws, hermes_sse]
 
     for listener in listeners:
-        if listener.face != "pythd":  # publishers' keys guard the pythd face (--rpc-publisher)
+        if listener.face != "pythd":  # publishers' keys and --rpc-origins guard the pythd face
             listener.access = services.access
+            listener.origin_policy = services.origins
     return Listening(components, ports, listeners, pythd, crypto)
+
+
+def crypto_origins(settings: Settings) -> list[str]:
+    """Socket.IO's allowed origins: ``--crypto-cors-origins`` when set, else ``--cors-origins`` (else any)."""
+    if "crypto_cors_origins" in settings.model_fields_set:
+        return settings.crypto_cors_origins
+    return settings.cors_origins or ["*"]
 
 
 def api_face_of(path: str) -> str:

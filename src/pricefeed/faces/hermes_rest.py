@@ -16,6 +16,7 @@ from fastapi.responses import PlainTextResponse
 
 from ..contracts import Handshake, Peer
 from ..model import FeedId, PriceUpdate
+from ..policy import Refusal
 from ..transport.http import TakeOver
 from ..transport.listener import Listener
 from ..transport.sse import EventFormat, SseStream
@@ -136,7 +137,10 @@ def create_hermes_router(services: Services, streams: Listener) -> APIRouter:
         def session(peer: Peer) -> PriceStreamSession:
             return PriceStreamSession(hub, peer, known, benchmarks_only)
 
-        return TakeOver(lambda: SseStream(streams, handshake, event_format, session))
+        admitted = streams.admit_stream(handshake, request.client.host if request.client else None, known)
+        if isinstance(admitted, Refusal):
+            return PlainTextResponse(admitted.message, status_code=admitted.status)
+        return TakeOver(lambda: SseStream(streams, handshake, event_format, session, admitted))
 
     @router.get("/v2/updates/price/{publish_time}", summary="Price updates at or after a time (Hermes)",
                 openapi_extra={"parameters": [_PUBLISH_TIME, *_UPDATES_QUERY]})

@@ -85,6 +85,7 @@ class HermesWsSession:
         if kind == "unsubscribe":
             for feed_id in feed_ids:
                 self._unsubscribe(feed_id)
+            self.peer.unclaim(feed_ids)
             return SUCCESS
         flags = {name: message.get(name, False) for name in
                  ("verbose", "binary", "allow_out_of_order", "ignore_invalid_price_ids")}
@@ -93,9 +94,12 @@ class HermesWsSession:
         unknown = [i for i in feed_ids if i not in self.hub.feeds]
         if unknown and not flags["ignore_invalid_price_ids"]:
             return error_response("Price feed(s) with id(s) [" + ", ".join("0x" + i for i in unknown) + "] not found")
-        for feed_id in feed_ids:
-            if feed_id not in unknown:
-                self._subscribe(feed_id, self._lanes[flags["verbose"]])
+        known = [i for i in feed_ids if i not in unknown]
+        refused = self.peer.claim(i for i in known if i not in self.subscriptions)  # the API key's feeds and limit
+        if refused is not None:
+            return error_response(refused)
+        for feed_id in known:
+            self._subscribe(feed_id, self._lanes[flags["verbose"]])
         return SUCCESS
 
     def _subscribe(self, feed_id: FeedId, lane: Subscriber) -> None:

@@ -95,8 +95,9 @@ def create_rest_app(app: Services, hermes_streams: Listener, lazer: LazerFace | 
                   description="Real-time market prices: status and feeds, and a Hermes-compatible API "
                               "(`/v2/...`, `/api/...`, and the WebSocket `/ws`) that Pyth's own clients can use "
                               "unchanged. Prometheus metrics at `/metrics`.", responses=ERRORS)
-    # Hermes allows every origin, so browser apps using hermes-client work from any page.
-    api.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "HEAD", "OPTIONS"],
+    # Hermes allows every origin, so browser apps using hermes-client work from any page (unless --cors-origins).
+    allowed = ["*"] if app.origins.allowed is None else sorted(app.origins.allowed)
+    api.add_middleware(CORSMiddleware, allow_origins=allowed, allow_methods=["GET", "HEAD", "OPTIONS", "POST"],
                        allow_headers=["*"])
 
     @api.exception_handler(ApiError)

@@ -16,7 +16,7 @@ from ..divergence import DivergenceWatch
 from ..history import PriceHistory
 from ..hub import Hub
 from ..metrics import Metrics
-from ..policy import OPEN_POLICY, AccessPolicy
+from ..policy import ANY_ORIGIN, OPEN_POLICY, AccessPolicy, OriginPolicy
 from ..portfolio import PortfolioBook
 from ..transport.limits import ConnectionLimits
 
@@ -38,6 +38,8 @@ class Services:
     portfolio: PortfolioBook | None = None
     """Every owner's positions (the stream service's /ws/portfolio and /portfolio)."""
     access: AccessPolicy = OPEN_POLICY
+    origins: OriginPolicy = ANY_ORIGIN
+    """Browser origins allowed on every face (``--cors-origins``; pythd keeps ``--rpc-origins``)."""
     """Keys and per-IP limits, applied by the transports (``policy.py``)."""
     divergence: DivergenceWatch | None = None
     """Where sources carrying the same asset disagree (``/status``, ``/assets``, /ws/alerts)."""

@@ -144,6 +144,10 @@ class SimpleWsSession:
                                  f"per connection; feed_id {feed_id} was not subscribed"))
             return
         new = feed_id not in self.subscriptions
+        refused = self.peer.claim((feed_id,)) if new else None  # the API key's feeds and subscription limit
+        if refused is not None:
+            self.peer.send(error(refused))
+            return
         self.subscriptions.add(feed_id)
         self.hub.subscribe(feed_id, self.peer)
         self.peer.send(orjson.dumps({"type": "subscription_confirmed", "feed_id": feed_id}))
@@ -157,6 +161,7 @@ class SimpleWsSession:
             return
         self.subscriptions.discard(feed_id)
         self.hub.unsubscribe(feed_id, self.peer)
+        self.peer.unclaim((feed_id,))
         self.peer.discard_price(feed_id)
         self.peer.send(orjson.dumps({"type": "unsubscription_confirmed", "feed_id": feed_id}))
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from ..contracts import CloseCode, Codec, Handshake, Session
-from ..policy import OPEN, Admission
+from ..policy import OPEN, AccessPolicy, Admission, Refusal
 from ..topics import Topic
 from .limits import ConnectionLimits, TokenBucket
 from .outbox import Outbox
@@ -34,6 +34,7 @@ class Owner(Protocol):
     codec: Codec
     limits: ConnectionLimits
     session_factory: SessionFactory
+    access: AccessPolicy
 
     def wire_codec(self, codec: Codec) -> Codec: ...
 
@@ -44,6 +45,8 @@ class Owner(Protocol):
     def slow_closed(self, connection: Connection) -> None: ...
 
     def refused(self, reason: str) -> None: ...
+
+    def refused_with(self, refusal: Refusal) -> Refusal: ...
 
 
 class Connection:
@@ -65,6 +68,9 @@ class Connection:
         self.connected_at = time.time()
         self.messages_sent = 0
         """Messages written to the socket (one write may carry several)."""
+        self.bytes_sent = 0
+        """Bytes of those messages (what a byte budget is charged, once per listener sweep)."""
+        self._charged = 0
         self._write: Callable[[bytes], None] | None = None
         self._paused_since: float | None = None
         self._closing = False
@@ -74,12 +80,17 @@ class Connection:
             rate = min(rate, key_limits.messages_per_second)
             burst = max(1.0, min(burst, 2 * rate))
         self._inbound = TokenBucket(rate, burst)
-        per_second = key_limits.bytes_per_second
-        self._byte_budget = None if per_second is None else TokenBucket(per_second, 2 * per_second)
-        """The key's outbound bytes per second (two seconds' worth of burst), checked once per write."""
+        self._byte_budget = admission.byte_budget
+        """Its key's (or IP's) outbound bytes per second, shared with its other connections, charged what it
+        wrote at each listener sweep (not on the write path)."""
         self.session: Session = (session_factory or listener.session_factory)(self)
 
     # -- what an adapter calls ------------------------------------------------
+
+    def admitted(self, admission: Admission) -> None:
+        """Let in by its IP's limits once the IP is known (picows tells it only once connected)."""
+        self.admission = admission
+        self._byte_budget = admission.byte_budget
 
     def attach(self, write: Callable[[bytes], None], remote: str) -> None:
         """The socket is open: register with the listener and let the session greet the client."""
@@ -106,6 +117,8 @@ class Connection:
         if self._closing:
             return
         if not self._inbound.take():
+            self.listener.refused("key_messages" if self.admission.limits.messages_per_second is not None
+                                  else "messages")
             self.close(CloseCode.POLICY_VIOLATION,
                        f"message rate limit exceeded: at most {self._inbound.rate:g} per second")
             return
@@ -141,10 +154,9 @@ class Connection:
         if self._paused_since is None and write is not None and not self.outbox and not self._closing:
             # The common case, kept to one write: nothing is queued and the socket takes data.
             data = self.render(frames.values())
-            if self._byte_budget is not None and self._over_byte_budget(len(data)):
-                return
             write(data)
             self.messages_sent += len(frames)
+            self.bytes_sent += len(data)
             return
         put = self.outbox.put
         for topic, frame_bytes in frames.items():
@@ -163,6 +175,18 @@ class Connection:
     def discard_price(self, topic: Topic) -> None:
         self.outbox.discard(topic)
 
+    def claim(self, feeds: Iterable[str]) -> str | None:
+        """Whether its key may subscribe to ``feeds`` (within its subscription limit): None, counted until
+        :meth:`unclaim` or the close; or why not (counted as a refusal), for the face's own error."""
+        if self.admission.key is None:
+            return None
+        refusal = self.listener.access.claim(self.admission, feeds)
+        return None if refusal is None else self.listener.refused_with(refusal).message
+
+    def unclaim(self, feeds: Iterable[str]) -> None:
+        if self.admission.key is not None:
+            self.listener.access.unclaim(self.admission, feeds)
+
     def flush(self) -> None:
         """Write everything pending in one write, unless the socket is backed up (then check the bounds)."""
         write = self._write
@@ -173,19 +197,24 @@ class Connection:
             return
         frames = self.outbox.take_frames()
         data = self.render(frames)
-        if self._byte_budget is not None and self._over_byte_budget(len(data)):
-            return
         write(data)
         self.messages_sent += len(frames)
+        self.bytes_sent += len(data)
 
-    def _over_byte_budget(self, size: int) -> bool:
-        """Close a connection whose key's byte budget this write would overdraw (1008); True if it was closed."""
-        assert self._byte_budget is not None
-        if self._byte_budget.take(size):
+    def check_byte_budget(self) -> bool:
+        """Charge its key's (or IP's) byte budget what it wrote since the last check, and close it with 1008 if
+        that overdraws the budget; True if it was closed. The listener's sweep calls it once a second, so the
+        write path pays nothing for a budget."""
+        budget = self._byte_budget
+        if budget is None or self._closing:
             return False
-        self.listener.refused("key_bytes")
-        self.close(CloseCode.POLICY_VIOLATION,
-                   f"byte rate limit exceeded: at most {self._byte_budget.rate:g} bytes per second")
+        spent, self._charged = self.bytes_sent - self._charged, self.bytes_sent
+        if budget.spend(spent):
+            return False
+        holder = "key" if self.admission.key is not None else "ip"
+        self.listener.refused(f"{holder}_bytes")
+        self.close(CloseCode.POLICY_VIOLATION, f"byte rate limit exceeded: at most {budget.rate:g} "
+                   f"bytes per second per {'API key' if holder == 'key' else 'client IP'}")
         return True
 
     def check_slow(self) -> bool:

@@ -28,6 +28,7 @@ from ..policy import OPEN_PATHS, AccessPolicy, OriginPolicy, Refusal, log_refusa
 from .listener import Listener
 from .ports import shared_socket
 from .sansio_ws import upgrade_protocol
+from .tls import Tls, certfile, keyfile, scheme
 
 log = logging.getLogger(__name__)
 
@@ -108,17 +109,22 @@ class TakeOver(Response):
 
 class OriginGuard:
     """ASGI middleware: an HTTP request from a browser origin the policy refuses gets 403 (WebSocket upgrades
-    are checked by our upgrade protocol, before the app)."""
+    are checked by our upgrade protocol, before the app), counted per face when given ``refused``."""
 
-    def __init__(self, app: ASGIApp, policy: OriginPolicy) -> None:
+    def __init__(self, app: ASGIApp, policy: OriginPolicy,
+                 refused: Callable[[str], None] | None = None) -> None:
         self.app = app
         self.policy = policy
+        self.refused = refused
+        """Told the request's path when one is refused."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not self.policy.allows_any:
             headers = {k: v.decode("latin-1") for k, v in scope["headers"] if k in (b"origin", b"host")}
             refusal = self.policy.refusal(headers.get(b"origin"), headers.get(b"host"))
             if refusal is not None:
+                if self.refused is not None:
+                    self.refused(scope["path"])
                 await PlainTextResponse(refusal, status_code=403)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
@@ -142,15 +148,20 @@ class KeyGuard:
             face = self.face_of(scope["path"])
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]
                        if k in (b"authorization", b"sec-websocket-protocol")}
-            query = {k: v[-1] for k, v in parse_qs(scope.get("query_string", b"").decode("latin-1")).items()}
+            values = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+            query = {k: v[-1] for k, v in values.items()}
             checked = self.policy.check(face, headers, query)
+            if not isinstance(checked, Refusal) and checked is not None:  # its request rate, the feeds it asks for
+                checked = self.policy.request_refusal(face, checked) or \
+                    self.policy.feed_refusal(checked, [*values.get("ids[]", ()), *values.get("ids", ())]) or checked
             if isinstance(checked, Refusal):
                 client = scope.get("client")
                 refusal = dataclasses.replace(checked, who=str(client[0]) if client else "-") \
                     if checked.who == "-" else checked
                 self._refusals.labels(face, refusal.reason).inc()
                 log_refusal(face, refusal, self._warned)
-                extra = {"WWW-Authenticate": "Bearer"} if refusal.status == 401 else None
+                extra = {"WWW-Authenticate": "Bearer"} if refusal.status == 401 else \
+                    {"Retry-After": "1"} if refusal.status == 429 else None
                 await JSONResponse({"error": refusal.message.strip()}, status_code=refusal.status,
                                    headers=extra)(scope, receive, send)
                 return
@@ -170,7 +181,8 @@ class ApiServer:
 
     def __init__(self, app: Any, host: str, port: int, websockets: Mapping[str, Listener],
                  streams: list[Listener], header_timeout_s: float = 10.0,
-                 description: str = "REST API (docs at /docs, metrics at /metrics)", reuse_port: bool = False) -> None:
+                 description: str = "REST API (docs at /docs, metrics at /metrics)", tls: Tls | None = None,
+                 reuse_port: bool = False) -> None:
         self.description = description
         self.reuse_port = reuse_port
         self.websockets = dict(websockets)
@@ -178,7 +190,9 @@ class ApiServer:
         http = type("PricefeedHttpProtocol", (ApiHttpProtocol,), {"header_timeout_s": header_timeout_s})
         self._server = _Embedded(uvicorn.Config(
             app, host=host, port=port, lifespan="off", access_log=False, log_config=None,
-            http=http, ws=upgrade_protocol(self.websockets), timeout_graceful_shutdown=2))
+            http=http, ws=upgrade_protocol(self.websockets), timeout_graceful_shutdown=2,
+            ssl_certfile=certfile(tls), ssl_keyfile=keyfile(tls)))
+        self.scheme = scheme(tls, "http")
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -190,7 +204,7 @@ class ApiServer:
                 self._task.result()  # re-raises why it failed (e.g. port in use)
                 raise RuntimeError("the API server stopped during start-up")
             await asyncio.sleep(0.01)
-        log.info("%s on http://%s:%d", self.description, config.host, self.port)
+        log.info("%s on %s://%s:%d", self.description, self.scheme, config.host, self.port)
 
     @property
     def port(self) -> int:

@@ -58,3 +58,31 @@ class TokenBucket:
             return False
         self._tokens -= cost
         return True
+
+
+class ByteBudget:
+    """Bytes per second with a burst, for the write path: ``spend(n)`` is one subtraction while the balance lasts;
+    the clock is read (and the balance refilled) only when it runs out, so a budget that is never reached costs
+    next to nothing per write. Over any window from a refill it lets through at most ``burst + rate x window``."""
+
+    __slots__ = ("_at", "_balance", "_clock", "burst", "rate")
+
+    def __init__(self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._balance = float(burst)
+        self._at = clock()
+
+    def spend(self, size: int) -> bool:
+        """Take ``size`` bytes; False if the budget cannot cover them even after refilling (nothing is taken)."""
+        self._balance -= size
+        if self._balance >= 0:
+            return True
+        now = self._clock()
+        self._balance = min(self.burst, self._balance + size + (now - self._at) * self.rate) - size
+        self._at = now
+        if self._balance >= 0:
+            return True
+        self._balance += size
+        return False

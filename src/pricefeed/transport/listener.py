@@ -87,6 +87,17 @@ class Listener:
         admitted = self.access.admit(self.face, handshake.headers, handshake.query, ip)
         return self.refused_with(admitted) if isinstance(admitted, Refusal) else admitted
 
+    def admit_stream(self, handshake: Handshake, ip: str | None, feeds: list[str]) -> Admission | Refusal:
+        """Let an event stream in (it counts against its key's connections and subscriptions like a socket)."""
+        admitted = self.admit(handshake, ip)
+        if isinstance(admitted, Refusal):
+            return admitted
+        refusal = self.access.claim(admitted, feeds)
+        if refusal is None:
+            return admitted
+        self.access.release(admitted)
+        return self.refused_with(refusal)
+
     def admit_ip(self, connection: Connection, ip: str) -> Refusal | None:
         """The IP's limits for a connection let in without a key before its IP was known (picows tells it only
         once connected); the adapter closes a refused one with 1008 and the reason."""
@@ -95,7 +106,7 @@ class Listener:
         admitted = self.access.admit_ip(self.face, ip)
         if isinstance(admitted, Refusal):
             return self.refused_with(admitted)
-        connection.admission = admitted
+        connection.admitted(admitted)
         return None
 
     def refused_with(self, refusal: Refusal) -> Refusal:
@@ -111,7 +122,7 @@ class Listener:
             await asyncio.sleep(SWEEP_INTERVAL_S)
             for conn in list(self.connections):
                 try:
-                    if not conn.check_slow() and self.on_sweep is not None:
+                    if not conn.check_slow() and not conn.check_byte_budget() and self.on_sweep is not None:
                         self.on_sweep(conn)
                 except Exception:  # one broken connection must not stop the sweep
                     log.exception("%s: sweep failed for %s", self.face, conn.client_id)

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 import struct
 
 from picows import (
@@ -163,6 +164,8 @@ class PicowsServer(Listener):
                  metrics: Metrics, origin_policy: OriginPolicy = ANY_ORIGIN) -> None:
         super().__init__(face, codec, session_factory, limits, metrics, wrap=FramedCodec, origin_policy=origin_policy)
         self._server: asyncio.Server | None = None
+        self.tls: ssl.SSLContext | None = None
+        """Speak TLS (wss://) with this context."""
 
     def _upgrade(self, request: WSUpgradeRequest) -> PicowsConnection | WSUpgradeResponseWithListener:
         headers = {k.lower(): v for k, v in request.headers.items()}
@@ -184,8 +187,8 @@ class PicowsServer(Listener):
             enable_auto_ping=True, auto_ping_idle_timeout=20, auto_ping_reply_timeout=20,
             websocket_handshake_timeout=self.limits.idle_timeout_s,
             # Client messages are small; picows grows the buffer when one is not (default 16 KiB per connection).
-            read_buffer_init_size=2048, reuse_port=reuse_port)
-        log.info("%s listening on ws://%s:%d", self.face, host, self.port)
+            read_buffer_init_size=2048, reuse_port=reuse_port, ssl=self.tls)
+        log.info("%s listening on %s://%s:%d", self.face, "ws" if self.tls is None else "wss", host, self.port)
 
     @property
     def port(self) -> int:

@@ -88,6 +88,9 @@ class SansIoWebSocket(Connection, asyncio.Protocol):
                 self.transport.write(data)
             elif self.transport.can_write_eof():
                 self.transport.write_eof()
+            else:  # TLS cannot half-close: the server closes the connection first, as RFC 6455 asks (flushed)
+                self.transport.close()
+                return
 
     def _on_frame(self, event: Frame) -> None:
         opcode = event.opcode

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
 from ..contracts import CloseCode, Handshake
+from ..policy import OPEN, Admission
 from .connection import Connection, SessionFactory
 from .picows import reset_on_close
 
@@ -55,12 +56,12 @@ class SseStream(Connection, asyncio.Protocol):
     """One event stream: a :class:`Connection` whose frames are event items."""
 
     def __init__(self, listener: Listener, handshake: Handshake, event_format: EventFormat,
-                 session_factory: SessionFactory) -> None:
+                 session_factory: SessionFactory, admission: Admission = OPEN) -> None:
         self.format = event_format
         self.transport: asyncio.Transport | None = None
         self.opened_at = time.monotonic()
         self._last_write_at = self.opened_at
-        Connection.__init__(self, listener, handshake, session_factory)
+        Connection.__init__(self, listener, handshake, session_factory, admission)
 
     # -- asyncio.Protocol -------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from engineio import packet as eio_packet
 
 from ...coins import Coin
 from ...model import FeedId, PriceUpdate
+from .access import SocketIoAccess
 from .hub_link import HubLink
 from .prices import ALL_COINS, CoinFeeds, Snapshot, coin_channel, encode_event
 
@@ -36,7 +37,7 @@ NAMESPACE = "/"
 class CryptoChannels:
     def __init__(self, link: HubLink, coins: Sequence[Coin], *, cors_origins: Sequence[str] = ("*",),
                  max_message_bytes: int = 64 * 1024, ping_interval_s: float = 10.0, ping_timeout_s: float = 20.0,
-                 max_queued: int = 64, stale_check_s: float = 1.0) -> None:
+                 max_queued: int = 64, stale_check_s: float = 1.0, access: SocketIoAccess | None = None) -> None:
         origins: str | list[str] = "*" if "*" in cors_origins else list(cors_origins)
         self.sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins=origins,
                                         ping_interval=ping_interval_s, ping_timeout=ping_timeout_s,
@@ -59,6 +60,10 @@ class CryptoChannels:
         self.sio.on("subscribe", self._subscribe)
         self.sio.on("unsubscribe", self._unsubscribe)
         self.sio.on("*", self._unknown_event)
+        self.access = access
+        if access is not None:  # keys or per-IP limits: every session is let in (or refused) by the policy
+            self.sio.on("connect", self._connect)
+            self.sio.on("disconnect", self._disconnect)
         link.on_updates(self._on_updates)
 
     def start(self) -> None:
@@ -78,8 +83,11 @@ class CryptoChannels:
         channel, error = self._channel_of("subscribe", data, extra)
         if error is not None:
             return await self._reject(sid, error)
-        await self.sio.enter_room(sid, channel)
         symbols = None if channel == ALL_COINS else [channel.split(":", 1)[1]]
+        refused = None if self.access is None else self.access.claim(sid, self._feeds_of(symbols))
+        if refused is not None:
+            return await self._reject(sid, refused)
+        await self.sio.enter_room(sid, channel)
         self._send_to(sid, encode_event(self.snapshot.objects(symbols)))
         return {"ok": True, "channel": channel}
 
@@ -89,6 +97,19 @@ class CryptoChannels:
             return await self._reject(sid, error)
         await self.sio.leave_room(sid, channel)
         return {"ok": True, "channel": channel}
+
+    async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        assert self.access is not None
+        self.access.connect(sid, environ, auth)
+
+    async def _disconnect(self, sid: str, *reason: Any) -> None:
+        assert self.access is not None
+        self.access.disconnect(sid)
+
+    def _feeds_of(self, symbols: list[str] | None) -> list[FeedId]:
+        """The feeds behind a channel's coins (every coin's for ``crypto-prices``)."""
+        resolved = self.coins.resolve(self.link.feeds())
+        return list(resolved.values()) if symbols is None else [resolved[s] for s in symbols if s in resolved]
 
     async def _unknown_event(self, event: str, sid: str, *data: Any) -> dict[str, Any]:
         return await self._reject(sid, f"unknown event {event!r}: emit subscribe or unsubscribe with "

@@ -20,6 +20,8 @@ from starlette.routing import Route
 from ...coins import Coin
 from ...hub import Hub
 from ...transport.ports import shared_socket
+from ...transport.tls import Tls, certfile, keyfile
+from .access import SocketIoAccess
 from .channels import CryptoChannels
 from .hub_link import HubLink
 
@@ -42,10 +44,11 @@ class CryptoService:
 
     def __init__(self, hub: Hub, coins: Sequence[Coin], *, host: str = "0.0.0.0", port: int = 5000,
                  health: Callable[[], dict[str, Any]] = dict, cors_origins: Sequence[str] = ("*",),
-                 max_message_bytes: int = 64 * 1024, reuse_port: bool = False) -> None:
+                 max_message_bytes: int = 64 * 1024, access: SocketIoAccess | None = None,
+                 tls: Tls | None = None, reuse_port: bool = False) -> None:
         self.link = HubLink(hub)
         self.channels = CryptoChannels(self.link, coins, cors_origins=cors_origins,
-                                       max_message_bytes=max_message_bytes)
+                                       max_message_bytes=max_message_bytes, access=access)
         self.host = host
         self.reuse_port = reuse_port
         self._health = health
@@ -54,7 +57,7 @@ class CryptoService:
         self.app = socketio.ASGIApp(self.channels.sio, other_asgi_app=Starlette(routes=routes))
         self.server = _EmbeddedUvicorn(uvicorn.Config(
             self.app, host=host, port=port, lifespan="off", access_log=False, log_config=None,
-            timeout_graceful_shutdown=2, ws="websockets-sansio"))
+            timeout_graceful_shutdown=2, ws="websockets-sansio", ssl_certfile=certfile(tls), ssl_keyfile=keyfile(tls)))
         self._task: asyncio.Task[None] | None = None
 
     @property

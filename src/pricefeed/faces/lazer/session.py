@@ -133,6 +133,10 @@ class LazerSession:
             self.peer.send(subscription_error(sid, f"subscription limit reached: at most {self.max_feeds} feeds "
                                                    f"per connection ({used} already subscribed)"))
             return
+        refused = self.peer.claim(feeds)  # the API key's feeds and subscription limit
+        if refused is not None:
+            self.peer.send(subscription_error(sid, refused))
+            return
         stream = self._add(request, feeds)
         if invalid:
             self.peer.send(orjson.dumps({
@@ -157,6 +161,8 @@ class LazerSession:
 
     def _drop(self, subscription_id: int) -> None:
         stream = self.streams.pop(subscription_id)
+        still = {feed for other in self.streams.values() for feed in other.feeds}
+        self.peer.unclaim(feed for feed in stream.feeds if feed not in still)
         for feed_id, topic in zip(stream.feeds, stream.topics, strict=True):
             self.face.hub.unsubscribe(topic, stream)
             if stream.channel != "real_time":

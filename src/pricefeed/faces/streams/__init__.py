@@ -46,7 +46,7 @@ def create_streams_server(services: Services, settings: Settings) -> tuple[ApiSe
                    services.metrics, lambda path: "streams_http")
     server = ApiServer(app, settings.streams_host,
                        settings.streams_port, websockets={e.path: listener for e, listener in listeners},
-                       streams=[], header_timeout_s=limits.idle_timeout_s,
+                       streams=[], header_timeout_s=limits.idle_timeout_s, tls=settings.tls,
                        description="stream service (seed 004: /ws/stream, /ws/analysis, /ws/alerts, "
                                    "/ws/portfolio, /health, /connections, /test)", reuse_port=settings.reuse_port)
     return server, [listener for _, listener in listeners]

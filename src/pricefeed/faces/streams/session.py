@@ -174,6 +174,10 @@ class StreamSession:
             self.error(f"subscription limit reached: at most {self.context.max_subscriptions} symbols per "
                         f"connection; {symbol} was not subscribed")
             return
+        refused = None if feed_id in self.subscriptions else self.peer.claim((feed_id,))  # the API key's feeds
+        if refused is not None:
+            self.error(refused)
+            return
         self._drop(feed_id)  # a repeated subscribe replaces the choice of data types
         subscription = self.subscriptions[feed_id] = Subscription(symbol, feed_id, data_types, analysis)
         self.peer.send(subscription_reply("subscribed", symbol, data_types))
@@ -211,6 +215,7 @@ class StreamSession:
         if feed_id is None:
             return
         self._drop(feed_id)
+        self.peer.unclaim((feed_id,))
         self.peer.send(subscription_reply("unsubscribed", symbol))
 
     def resolve(self, message: dict[str, Any], command: str) -> tuple[FeedId | None, str]:
