@@ -31,6 +31,7 @@ from .model import PriceUpdate
 from .pipeline import local_pipeline
 from .policy import AccessPolicy, AnonymousLimits, KeyRing
 from .portfolio import PortfolioBook
+from .resume import RecentUpdates
 from .slots import SlotClock
 from .sources import Source, create_source
 from .sources.publishers import LocalOracle
@@ -63,6 +64,8 @@ class App:
         self.ingest, self.hub = pipeline.ingest, pipeline.hub
         self.history = PriceHistory()
         self.hub.add_listener(self.history.add)
+        self.recent = RecentUpdates(keep_s=settings.history_depth)
+        self.hub.add_listener(self.recent.add)
         self.store: Store = store if store is not None else create_store(settings)
         self.writer = StoreWriter(self.ingest, self.store, settings.store_flush_interval)
         self.analytics = self._analytics(settings)
@@ -89,7 +92,7 @@ class App:
                                     slow_client_timeout_s=settings.slow_client_timeout,
                                     idle_timeout_s=settings.handshake_timeout),
             health=self.health, status=self.status, stopping=lambda: self.stopping, analytics=self.analytics,
-            alerts=self.alerts, portfolio=self.portfolio, access=access_policy(settings))
+            alerts=self.alerts, portfolio=self.portfolio, access=access_policy(settings), recent=self.recent)
         self.listeners: Listening = build_listeners(self.services, settings, self.oracle, slot_clock)
         self.assembly = Assembly([
             Task("store", self._open_store, self.store.close),
@@ -140,6 +143,7 @@ class App:
         running = {source.name for source in self.sources}
         stored = await self.store.load_latest()
         restored = self.ingest.restore(u for u in stored if u.source in running)
+        self.recent.add(restored)  # a client that saw the last stored seq resumes at once
         if restored:
             log.info("restored %d last known prices (stale until fresh updates arrive)", len(restored))
         if len(restored) < len(stored):

@@ -125,6 +125,8 @@ class Settings(BaseSettings):
                                 description="Bars kept, stored and sent on subscribe, per feed and interval")
     candle_grace: float = Field(2.0, ge=0, le=3600, description="Seconds after its end that a bar without a later "
                                 "tick is closed (late ticks of a feed whose publish time lags)")
+    history_depth: float = Field(600.0, ge=0, le=86_400, description="Seconds of updates kept per feed so a client "
+                                 "that reconnects with the last seq it saw gets exactly what it missed")
     kite_url: str = Field(KITE_TICKER_URL, description="Kite ticker WebSocket URL")
     kite_api_key: SecretStr | None = Field(None, description="Kite Connect API key; never logged")
     kite_access_token: SecretStr | None = Field(None, description="Kite Connect access token; never logged")

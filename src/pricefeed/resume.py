@@ -4,8 +4,9 @@ Every accepted update carries its feed's ``seq``, assigned once at ingest, so it
 is the same on every process. A client that saw a feed up to ``seq`` N asks for
 what came after; the log answers with exactly that, in order. It keeps every
 update for ``keep_s`` seconds of publish time (Hermes' cache depth by default);
-when N+1 is older than what it keeps, it says so (``recovered=False``, as
-Centrifugo does) and answers with the latest update instead.
+when N+1 is older than what it keeps, or N is newer than anything it has, it
+says so (``recovered=False``, as Centrifugo does) and answers with the latest
+update instead. ``add`` ignores what it already holds, so a backfill may overlap.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class RecentUpdates:
             kept = self._updates.get(update.feed_id)
             if kept is None:
                 kept = self._updates[update.feed_id] = deque()
+            elif update.seq <= kept[-1].seq:
+                continue  # already kept (a backfill that overlaps what arrived live)
             elif update.seq != kept[-1].seq + 1:
                 kept.clear()  # a jump (a restart that lost updates): what was kept no longer joins up
             kept.append(update)
@@ -49,8 +52,10 @@ class RecentUpdates:
         if not kept:
             return Recovery([], recovered=False)
         first, last = kept[0].seq, kept[-1].seq
-        if seq >= last:
-            return Recovery([], recovered=seq == last)
+        if seq == last:
+            return Recovery([], recovered=True)
+        if seq > last:  # a seq this process never had (lost by a kill -9 before the store saved it)
+            return Recovery([kept[-1]], recovered=False)
         if seq + 1 < first:
             return Recovery([kept[-1]], recovered=False)
         return Recovery(list(itertools.islice(kept, seq + 1 - first, None)), recovered=True)

@@ -81,7 +81,8 @@ def build_listeners(services: Services, settings: Settings, oracle: Oracle | Non
         session_limits = Limits(max_subscriptions=settings.max_subscriptions)
         seed000 = PicowsServer(
             "seed000", SimpleWsCodec(),
-            lambda conn: SimpleWsSession(services.hub, conn, conn.client_id, session_limits), limits, services.metrics)
+            lambda conn: SimpleWsSession(services.hub, conn, conn.client_id, session_limits,
+                                         services.recent), limits, services.metrics)
         picows("seed000", seed000, settings.host, settings.port)
 
     pythd = None

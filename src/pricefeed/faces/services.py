@@ -7,7 +7,7 @@ reach into sources, the store or another face.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..alerts import AlertBook
@@ -17,6 +17,7 @@ from ..hub import Hub
 from ..metrics import Metrics
 from ..policy import OPEN_POLICY, AccessPolicy
 from ..portfolio import PortfolioBook
+from ..resume import RecentUpdates
 from ..transport.limits import ConnectionLimits
 
 
@@ -38,3 +39,5 @@ class Services:
     """Every owner's positions (the stream service's /ws/portfolio and /portfolio)."""
     access: AccessPolicy = OPEN_POLICY
     """Keys and per-IP limits, applied by the transports (``policy.py``)."""
+    recent: RecentUpdates = field(default_factory=RecentUpdates)
+    """Every recent update by seq per feed: what a reconnecting client missed (lossless resume)."""
