@@ -39,6 +39,7 @@ from .store import AnalyticsStore, Store, StoreWriter, create_store
 from .store.alert_state import AlertStore, AlertWriter
 from .store.oracle_state import OracleStateStore
 from .store.portfolio_state import PortfolioStore, PortfolioWriter
+from .store.recent_state import RecentLog, RecentStore
 from .transport.connection import Connection
 from .transport.limits import ConnectionLimits
 
@@ -97,6 +98,7 @@ class App:
         self.assembly = Assembly([
             Task("store", self._open_store, self.store.close),
             Task("store writer", self._start_writer, self.writer.stop, self.writer.status),
+            RecentLog(self.recent, RecentStore(settings.db), self.hub.latest),  # saved after the sources stop
             *self._analytics_writer(),
             AlertWriter(self.alerts, AlertStore(settings.db), settings.store_flush_interval),
             PortfolioWriter(self.portfolio, PortfolioStore(settings.db), settings.store_flush_interval),
@@ -143,7 +145,6 @@ class App:
         running = {source.name for source in self.sources}
         stored = await self.store.load_latest()
         restored = self.ingest.restore(u for u in stored if u.source in running)
-        self.recent.add(restored)  # a client that saw the last stored seq resumes at once
         if restored:
             log.info("restored %d last known prices (stale until fresh updates arrive)", len(restored))
         if len(restored) < len(stored):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .model import FeedId, PriceUpdate
@@ -63,3 +64,8 @@ class RecentUpdates:
     def latest_seq(self, feed_id: FeedId) -> int | None:
         kept = self._updates.get(feed_id)
         return kept[-1].seq if kept else None
+
+    def updates(self) -> Iterator[PriceUpdate]:
+        """Everything kept, each feed's in ``seq`` order (what a clean stop saves)."""
+        for kept in self._updates.values():
+            yield from kept
