@@ -132,6 +132,11 @@ class ServiceProcess:
         assert self.proc is not None
         return await asyncio.wait_for(asyncio.to_thread(self.proc.wait), timeout_s)
 
+    async def restart(self, timeout_s: float = 20.0) -> None:
+        """SIGTERM, wait for the clean exit, start again on the same ports with the same database."""
+        await self.stop()
+        await self._start_once(timeout_s)
+
     async def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
