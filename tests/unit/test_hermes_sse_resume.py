@@ -65,7 +65,7 @@ def events(transport: FakeTransport) -> list[tuple[str, list[tuple[str, int]]]]:
     """Each event's id and its items as (feed, seq read from the id)."""
     out = []
     for event_id, data in EVENT.findall(transport.take()):
-        seqs = dict(zip(IDS, map(int, event_id.split(b".")), strict=True))
+        seqs = dict(zip(IDS, [int(part) if part else 0 for part in event_id.split(b".")], strict=True))
         items = [(item[:3], seqs[item]) for item in re.findall(rb'"id":"([0-9a-f]{64})"', data)
                  for item in [item.decode()]]
         out.append((event_id.decode(), [(feed[:3], seq) for feed, seq in items]))
@@ -105,8 +105,19 @@ async def test_a_client_at_the_latest_seqs_gets_nothing_replayed() -> None:
     assert events(transport) == [("1.2", [("ff6", 2)])]
 
 
+async def test_an_empty_part_means_that_feed_live_only() -> None:
+    market = Market()
+    for _ in range(3):
+        market.tick(BTC, ETH)
+    _, transport = market.open("1.")
+    assert events(transport) == [("2.", [("e62", 2)]), ("3.", [("e62", 3)])]
+    market.tick(BTC, ETH)
+    assert events(transport) == [("4.4", [("e62", 4), ("ff6", 4)])]
+
+
 @pytest.mark.parametrize("bad", ["1", "1.2.3", "a.1", "-1.2", "1.2 "])
 def test_a_malformed_last_event_id_is_a_query_error(bad: str) -> None:
     with pytest.raises(QueryError, match="Invalid Last-Event-ID"):
         hermes_sse.parse_event_id(bad, IDS)
     assert hermes_sse.parse_event_id(None, IDS) is None
+    assert hermes_sse.parse_event_id("7.", IDS) == [7, None]  # ETH: nothing seen, live only

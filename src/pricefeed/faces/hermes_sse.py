@@ -8,7 +8,8 @@ The transport (``transport/sse.py``) writes what this describes.
 Lossless resume (an addition: Hermes' events have no id): each event's ``id:``
 is the seq of the last update of each requested feed the client has seen, in
 the order of the request's ids, joined by ``.`` (``0``: none yet), e.g.
-``id:1042.977.0``. An event carries at most one update per feed, so a client
+``id:1042.977.0``; in a ``Last-Event-ID`` an empty part (``1042..0``) means
+"nothing seen, just live" (a client that adds a feed to its stream). An event carries at most one update per feed, so a client
 reads each item's seq from its event's id. A reconnect with that id as
 ``Last-Event-ID`` (a browser ``EventSource`` sends it by itself) first gets
 what it missed, as events of their own, oldest first, then the live stream;
@@ -63,19 +64,21 @@ def event_parts(encoding: str, parsed: bool) -> tuple[bytes, bytes]:
     return prefix, b"}\n\n"
 
 
-def encode_event_id(seqs: Sequence[int]) -> bytes:
-    return b".".join(b"%d" % seq for seq in seqs)
+def encode_event_id(seqs: Sequence[int | None]) -> bytes:
+    return b".".join(b"" if seq is None else b"%d" % seq for seq in seqs)
 
 
-def parse_event_id(text: str | None, ids: Sequence[FeedId]) -> list[int] | None:
-    """The seqs of a ``Last-Event-ID`` for a stream of ``ids`` (None: no header); ``QueryError`` if malformed."""
+def parse_event_id(text: str | None, ids: Sequence[FeedId]) -> list[int | None] | None:
+    """The seqs of a ``Last-Event-ID`` for a stream of ``ids`` (None: no header; a None seq: that feed live only);
+    ``QueryError`` if malformed."""
     if text is None or text == "":
         return None
     parts = text.split(".")
-    if len(parts) != len(ids) or not all(part.isascii() and part.isdigit() and len(part) < 20 for part in parts):
+    if len(parts) != len(ids) or not all(part == "" or (part.isascii() and part.isdigit() and len(part) < 20)
+                                         for part in parts):
         raise QueryError(f"Invalid Last-Event-ID {text[:80]!r}: expected {len(ids)} seqs joined by '.', one per "
                          "requested id in order, as this stream's event ids are")
-    return [int(part) for part in parts]
+    return [int(part) if part else None for part in parts]
 
 
 class StreamCursor:
@@ -99,7 +102,7 @@ class PriceStreamSession:
     """One stream: subscribed to its feeds while open; a resumed stream first replays what its client missed."""
 
     def __init__(self, hub: Hub, peer: Peer, ids: list[FeedId], benchmarks_only: bool,
-                 recent: RecentUpdates | None = None, resume_from: list[int] | None = None,
+                 recent: RecentUpdates | None = None, resume_from: list[int | None] | None = None,
                  write_event: EventWriter | None = None) -> None:
         self.hub = hub
         self.ids = ids
@@ -115,10 +118,11 @@ class PriceStreamSession:
         for feed_id in self.ids:
             self.hub.subscribe(feed_id, self.lane)
 
-    def _replay(self, recent: RecentUpdates, resume_from: list[int], write_event: EventWriter) -> None:
+    def _replay(self, recent: RecentUpdates, resume_from: list[int | None], write_event: EventWriter) -> None:
         """What came after each feed's seq, as events with at most one update per feed (the k-th missed update
         of each), written before the stream subscribes: the hub's next pass brings the updates after them."""
-        missed = [recent.since(feed_id, seq).updates for feed_id, seq in zip(self.ids, resume_from, strict=True)]
+        missed = [[] if seq is None else recent.since(feed_id, seq).updates
+                  for feed_id, seq in zip(self.ids, resume_from, strict=True)]
         seqs = list(resume_from)
         for k in range(max(map(len, missed), default=0)):
             items = []
