@@ -9,8 +9,9 @@ Lossless resume (an addition: Hermes' events have no id): each event's ``id:``
 is the seq of the last update of each requested feed the client has seen, in
 the order of the request's ids, joined by ``.`` (``0``: none yet), e.g.
 ``id:1042.977.0``; in a ``Last-Event-ID`` an empty part (``1042..0``) means
-"nothing seen, just live" (a client that adds a feed to its stream). An event carries at most one update per feed, so a client
-reads each item's seq from its event's id. A reconnect with that id as
+"nothing seen, just live" (a client that adds a feed to its stream). An
+event carries at most one update per feed, so a client reads each item's seq
+from its event's id. A reconnect with that id as
 ``Last-Event-ID`` (a browser ``EventSource`` sends it by itself) first gets
 what it missed, as events of their own, oldest first, then the live stream;
 a feed the resume log no longer covers gets its latest update (Hermes has no

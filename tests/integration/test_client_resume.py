@@ -1,0 +1,71 @@
+"""The resilient client over one pricefeed whose link is cut for a second (the service goes on publishing) and which
+is then restarted under it (SIGTERM, same ports and database): with resume on reconnect (seed 000's since_seq, the
+event stream's Last-Event-ID) its consumer sees every seq of each feed exactly once, in order: no gap, no
+duplicate, whatever the server published meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from pricefeed.client import BackoffPolicy, ClientBuilder, FeedSubscription, PriceUpdate
+
+from ..service import ServiceProcess
+from ..tcp_cut import CuttableLink
+from ..wsclient import BTC, ETH
+
+
+@pytest.fixture
+async def service(tmp_path: Path) -> AsyncIterator[ServiceProcess]:
+    svc = ServiceProcess(tmp_path / "db", "--source", "sim", "--seed", "11", "--sim-interval", "0.1")
+    await svc.start()
+    try:
+        yield svc
+    finally:
+        await svc.stop()
+
+
+def endpoint(service: ServiceProcess, protocol: str) -> tuple[str, int]:
+    return (service.ws_url, service.ws_port) if protocol == "seed000" else (service.api_url, service.api_port)
+
+
+@pytest.mark.parametrize("protocol", ["seed000", "hermes_sse"])
+async def test_a_restart_under_the_client_costs_no_seq_and_repeats_none(service: ServiceProcess,
+                                                                        protocol: str) -> None:
+    url, port = endpoint(service, protocol)
+    link = await CuttableLink(port).start()
+    client = (ClientBuilder().with_protocol(protocol).with_endpoints([link.url(url, port)])
+              .with_num_connections(1).with_backoff(BackoffPolicy(initial_s=0.1, max_s=0.3)).build())
+    seqs: dict[str, list[int]] = {BTC: [], ETH: []}
+    counted = asyncio.Condition()
+
+    async def consume() -> None:
+        async for message in client:
+            if isinstance(message, PriceUpdate):
+                assert message.seq is not None, message
+                seqs[message.feed_id].append(message.seq)
+                async with counted:
+                    counted.notify_all()
+
+    async def until(count: int) -> None:
+        async with counted:
+            await asyncio.wait_for(counted.wait_for(lambda: min(map(len, seqs.values())) >= count), 20)
+
+    async with client:
+        await client.subscribe(FeedSubscription(1, [BTC, ETH]))
+        consumer = asyncio.create_task(consume())
+        await until(5)
+        await link.outage(1.0)  # ten ticks of the market go by
+        await until(min(map(len, seqs.values())) + 5)
+        await service.restart()
+        await until(min(map(len, seqs.values())) + 10)
+        stats = client.stats()
+    await consumer
+    await link.close()
+    assert stats[0].reconnects >= 2
+    for feed_id, got in seqs.items():
+        assert got == list(range(got[0], got[0] + len(got))), f"{feed_id[:8]}: gap, repeat or reorder: {got}"
+        assert len(got) >= 30
