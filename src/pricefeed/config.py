@@ -127,6 +127,8 @@ class Settings(BaseSettings):
                                 "tick is closed (late ticks of a feed whose publish time lags)")
     history_depth: float = Field(600.0, ge=0, le=86_400, description="Seconds of updates kept per feed so a client "
                                  "that reconnects with the last seq it saw gets exactly what it missed")
+    crypto_recovery: bool = Field(False, description="Socket.IO connection state recovery on crypto-prices (as "
+                                  "socket.io v4.6: pid, an offset argument on each event, replay on reconnect)")
     kite_url: str = Field(KITE_TICKER_URL, description="Kite ticker WebSocket URL")
     kite_api_key: SecretStr | None = Field(None, description="Kite Connect API key; never logged")
     kite_access_token: SecretStr | None = Field(None, description="Kite Connect access token; never logged")

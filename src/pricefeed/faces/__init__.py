@@ -105,7 +105,8 @@ def build_listeners(services: Services, settings: Settings, oracle: Oracle | Non
     if settings.crypto:
         crypto = CryptoService(services.hub, parse_coins(settings.coingecko_coins), host=settings.crypto_host,
                                port=settings.crypto_port, health=services.health,
-                               cors_origins=settings.crypto_cors_origins, max_message_bytes=limits.max_message_bytes)
+                               cors_origins=settings.crypto_cors_origins, max_message_bytes=limits.max_message_bytes,
+                               recovery=settings.crypto_recovery)
         components["crypto"] = crypto
         ports["crypto"] = lambda: crypto.port
 

@@ -10,6 +10,11 @@ A broadcast encodes its packet once and puts the same Engine.IO packet in each
 subscriber's queue, where python-socketio's own ``emit`` to a room starts one
 task per recipient. A client whose queue grows past ``max_queued`` packets is
 not reading: it is disconnected instead of holding memory.
+
+With a :class:`~.recovery.RecoveryLog`, connection state recovery as
+socket.io v4.6 defines it (see ``recovery.py``): each ``crypto-prices`` event
+carries its offset (the subscription's first array the latest offset), and a
+client whose link failed gets what it missed on reconnect.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ from engineio import packet as eio_packet
 from ...coins import Coin
 from ...model import FeedId, PriceUpdate
 from .hub_link import HubLink
-from .prices import ALL_COINS, CoinFeeds, Snapshot, coin_channel, encode_event
+from .prices import ALL_COINS, CoinFeeds, Snapshot, coin_channel, encode_event, event_head
+from .recovery import KEPT_REASONS, RecoveringServer, RecoveryLog, with_offset
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +42,16 @@ NAMESPACE = "/"
 class CryptoChannels:
     def __init__(self, link: HubLink, coins: Sequence[Coin], *, cors_origins: Sequence[str] = ("*",),
                  max_message_bytes: int = 64 * 1024, ping_interval_s: float = 10.0, ping_timeout_s: float = 20.0,
-                 max_queued: int = 64, stale_check_s: float = 1.0) -> None:
+                 max_queued: int = 64, stale_check_s: float = 1.0, recovery: RecoveryLog | None = None) -> None:
         origins: str | list[str] = "*" if "*" in cors_origins else list(cors_origins)
-        self.sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins=origins,
-                                        ping_interval=ping_interval_s, ping_timeout=ping_timeout_s,
-                                        max_http_buffer_size=max_message_bytes)
+        server = socketio.AsyncServer if recovery is None else RecoveringServer
+        self.sio = server(async_mode="asgi", cors_allowed_origins=origins,
+                          ping_interval=ping_interval_s, ping_timeout=ping_timeout_s,
+                          max_http_buffer_size=max_message_bytes)
+        self.recovery = recovery
+        self._sessions: dict[str, tuple[str, tuple[str, ...], list[str]]] = {}
+        """sid -> its pid, restored rooms and missed packets, from its connect until its CONNECT answer."""
+        self._pid_of: dict[str, str] = {}
         self.link = link
         self.coins = CoinFeeds(coins)
         self.snapshot = Snapshot(self.coins, link.feeds, link.latest, link.is_stale)
@@ -59,6 +70,10 @@ class CryptoChannels:
         self.sio.on("subscribe", self._subscribe)
         self.sio.on("unsubscribe", self._unsubscribe)
         self.sio.on("*", self._unknown_event)
+        if recovery is not None:
+            self.sio.on("connect", self._connect)
+            self.sio.on("disconnect", self._disconnect)
+            self.sio.on_connect_packet = self._connect_packet
         link.on_updates(self._on_updates)
 
     def start(self) -> None:
@@ -80,8 +95,39 @@ class CryptoChannels:
             return await self._reject(sid, error)
         await self.sio.enter_room(sid, channel)
         symbols = None if channel == ALL_COINS else [channel.split(":", 1)[1]]
-        self._send_to(sid, encode_event(self.snapshot.objects(symbols)))
+        objects = self.snapshot.objects(symbols)
+        recovery = self.recovery
+        self._send_to(sid, encode_event(objects) if recovery is None else
+                      with_offset(event_head(objects), recovery.last_offset))  # it has seen up to now
         return {"ok": True, "channel": channel}
+
+    # -- connection state recovery
+
+    async def _connect(self, sid: str, environ: Any, auth: Any = None) -> None:
+        assert self.recovery is not None
+        pid, offset = (auth.get("pid"), auth.get("offset")) if isinstance(auth, dict) else (None, None)
+        restored = self.recovery.restore(pid, offset)
+        if restored is None:
+            self._sessions[sid] = (self.recovery.new_pid(), (), [])
+        else:
+            assert isinstance(pid, str)
+            self._sessions[sid] = (pid, *restored)
+
+    def _connect_packet(self, sid: str) -> tuple[str, list[str]]:
+        """The CONNECT answer is going out: back into the restored rooms; the pid and the missed packets."""
+        pid, rooms, missed = self._sessions.pop(sid, (RecoveryLog.new_pid(), (), []))
+        for room in rooms:
+            self.sio.manager.basic_enter_room(sid, NAMESPACE, room)
+        self._pid_of[sid] = pid
+        return pid, missed
+
+    async def _disconnect(self, sid: str, reason: str = "") -> None:
+        assert self.recovery is not None
+        self._sessions.pop(sid, None)
+        pid = self._pid_of.pop(sid, None)
+        if pid is not None and reason in KEPT_REASONS:
+            channels = set(self.coins.channels)
+            self.recovery.keep(pid, [room for room in self.sio.rooms(sid) if room in channels])
 
     async def _unsubscribe(self, sid: str, data: Any = None, *extra: Any) -> dict[str, Any]:
         channel, error = self._channel_of("unsubscribe", data, extra)
@@ -137,12 +183,20 @@ class CryptoChannels:
         rooms = self.sio.manager.rooms.get(NAMESPACE, {})
         objects = self.snapshot.objects()
         self._flags = tuple((o["symbol"], o["stale"]) for o in objects)
-        if rooms.get(ALL_COINS):
-            self._send_room(ALL_COINS, encode_event(objects))
+        awaited = set() if self.recovery is None else self.recovery.awaited_rooms()  # their clients come back
+        if rooms.get(ALL_COINS) or ALL_COINS in awaited:
+            self._send_room(ALL_COINS, self._event(ALL_COINS, objects))
         for obj in objects:
-            if obj["symbol"] in symbols and rooms.get(channel := coin_channel(obj["symbol"])):
-                self._send_room(channel, encode_event([obj]))
+            channel = coin_channel(obj["symbol"])
+            if obj["symbol"] in symbols and (rooms.get(channel) or channel in awaited):
+                self._send_room(channel, self._event(channel, [obj]))
         self.broadcasts += 1
+
+    def _event(self, room: str, objects: list[dict[str, Any]]) -> str:
+        """A broadcast's packet: logged with its offset when recovery is on."""
+        if self.recovery is None:
+            return encode_event(objects)
+        return self.recovery.record(room, event_head(objects))
 
     async def _watch_staleness(self) -> None:
         """Broadcast when a coin turns stale (its upstream went quiet) or fresh again without a new price."""
@@ -187,6 +241,7 @@ class CryptoChannels:
             "broadcasts": self.broadcasts,
             "deliveries": self.deliveries,
             "slow_disconnected": self.slow_disconnected,
+            **({} if self.recovery is None else {"recovered": self.recovery.recovered}),
         }
 
 

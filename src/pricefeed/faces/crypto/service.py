@@ -21,6 +21,7 @@ from ...coins import Coin
 from ...hub import Hub
 from .channels import CryptoChannels
 from .hub_link import HubLink
+from .recovery import RecoveryLog
 
 STATIC = Path(__file__).resolve().parent / "static"
 CLIENT_JS = "socket.io.min.js"
@@ -41,10 +42,11 @@ class CryptoService:
 
     def __init__(self, hub: Hub, coins: Sequence[Coin], *, host: str = "0.0.0.0", port: int = 5000,
                  health: Callable[[], dict[str, Any]] = dict, cors_origins: Sequence[str] = ("*",),
-                 max_message_bytes: int = 64 * 1024) -> None:
+                 max_message_bytes: int = 64 * 1024, recovery: bool = False) -> None:
         self.link = HubLink(hub)
         self.channels = CryptoChannels(self.link, coins, cors_origins=cors_origins,
-                                       max_message_bytes=max_message_bytes)
+                                       max_message_bytes=max_message_bytes,
+                                       recovery=RecoveryLog() if recovery else None)
         self.host = host
         self._health = health
         routes = [Route("/health", self._health_endpoint), Route("/test-websocket", self._page),
