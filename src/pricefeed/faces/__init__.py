@@ -121,7 +121,7 @@ def build_listeners(services: Services, settings: Settings, oracle: Oracle | Non
         websockets = {"/ws": hermes_ws}
         lazer_face = None
         if settings.lazer_stream:
-            lazer_face = LazerFace(services.hub, max_feeds=settings.max_subscriptions)
+            lazer_face = LazerFace(services.hub, max_feeds=settings.max_subscriptions, recent=services.recent)
             lazer = Listener("lazer", lazer_face.default_codec, lazer_face.session,
                              dataclasses.replace(limits, ping_interval_s=PING_INTERVAL_S), services.metrics)
             lazer.on_sweep = sweep_pings
