@@ -212,3 +212,17 @@ def test_hermes_event_stream_resumes_with_last_event_id_in_the_urls_order() -> N
     assert protocol.resume_headers(subscriptions, {BTC: 3, ETH: 7}) == {"Last-Event-ID": "3.7"}
     assert protocol.event_seqs("3.7", subscriptions) == {BTC: 3, ETH: 7}
     assert protocol.event_seqs("not-ours", subscriptions) == {}  # another server's ids are left alone
+
+
+def test_lazer_resume_asks_for_seqs_then_sends_the_last_ones_and_only_when_asked() -> None:
+    protocol = LazerProtocol()
+    resuming = LazerSubscription(1, price_feed_ids=[1, 2], properties=["price"], channel="real_time", resume=True)
+    [first] = protocol.subscribe_frames(resuming)
+    assert orjson.loads(first)["sinceSeq"] == {}
+    [again] = protocol.resume_frames(resuming, {"1": 40, "2": 17})
+    assert orjson.loads(again)["sinceSeq"] == {"1": 40, "2": 17}
+    plain = LazerSubscription(2, price_feed_ids=[1], channel="real_time")
+    assert "sinceSeq" not in orjson.loads(protocol.resume_frames(plain, {"1": 40})[0]), "Pyth's routers know none"
+    [update] = protocol.decode(orjson.dumps({"type": "streamUpdated", "subscriptionId": 1, "parsed": {
+        "timestampUs": "1", "priceFeeds": [{"priceFeedId": 1, "price": "5", "seq": 41}]}}))
+    assert isinstance(update, StreamUpdated) and update.feeds[0].seq == 41

@@ -36,7 +36,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
 from ..resilience import Backoff
-from .messages import Message, PriceUpdate
+from .messages import Message, PriceUpdate, StreamUpdated
 from .protocols.base import ProtocolAdapter
 from .requests import Subscription
 from .urls import redact_url
@@ -137,6 +137,10 @@ class ResilientConnection:
                     message = messages[index] = replace(message, seq=event_seqs[message.feed_id])
                 if message.seq is not None:
                     self.seqs[message.feed_id] = message.seq
+            elif isinstance(message, StreamUpdated):
+                for feed in message.feeds:
+                    if feed.seq is not None:
+                        self.seqs[str(feed.price_feed_id)] = feed.seq  # Lazer ids, as sinceSeq names them
         return messages
 
     # -- the loop -------------------------------------------------------------------------------------

@@ -69,6 +69,8 @@ class LazerFeed:
     ema_price: Decimal | None = None
     ema_confidence: Decimal | None = None
     feed_update_timestamp_us: int | None = None
+    seq: int | None = field(default=None, compare=False)
+    """A pricefeed server's seq of this feed's update, for a subscription with ``resume``; not part of equality."""
 
 
 @dataclass(frozen=True, slots=True)
