@@ -224,5 +224,5 @@ def test_lazer_resume_asks_for_seqs_then_sends_the_last_ones_and_only_when_asked
     plain = LazerSubscription(2, price_feed_ids=[1], channel="real_time")
     assert "sinceSeq" not in orjson.loads(protocol.resume_frames(plain, {"1": 40})[0]), "Pyth's routers know none"
     [update] = protocol.decode(orjson.dumps({"type": "streamUpdated", "subscriptionId": 1, "parsed": {
-        "timestampUs": "1", "priceFeeds": [{"priceFeedId": 1, "price": "5", "seq": 41}]}}))
+        "timestampUs": "1", "priceFeeds": [{"priceFeedId": 1, "price": "5", "seq": 41}]}}).decode())
     assert isinstance(update, StreamUpdated) and update.feeds[0].seq == 41
