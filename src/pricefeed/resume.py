@@ -65,7 +65,12 @@ class RecentUpdates:
         kept = self._updates.get(feed_id)
         return kept[-1].seq if kept else None
 
-    def updates(self) -> Iterator[PriceUpdate]:
-        """Everything kept, each feed's in ``seq`` order (what a clean stop saves)."""
+    def updates(self, within_s: float | None = None) -> Iterator[PriceUpdate]:
+        """What is kept (only the last ``within_s`` seconds of publish time of each feed, if given), each feed's in
+        ``seq`` order (what a clean stop saves)."""
         for kept in self._updates.values():
-            yield from kept
+            if within_s is None:
+                yield from kept
+                continue
+            horizon = kept[-1].publish_time_us - int(within_s * 1_000_000)
+            yield from (update for update in kept if update.publish_time_us >= horizon)

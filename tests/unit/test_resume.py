@@ -58,3 +58,10 @@ def test_restored_latest_lets_a_client_at_that_seq_resume() -> None:
     assert recent.since(FEED, 41).recovered
     recent.add([update(42)])
     assert (seqs(recent.since(FEED, 41).updates), recent.since(FEED, 41).recovered) == ([42], True)
+
+
+def test_updates_within_the_last_seconds_of_each_feed() -> None:
+    recent = RecentUpdates(keep_s=600)
+    recent.add([update(s, publish_s=s) for s in range(1, 11)] + [update(1, publish_s=100, feed=OTHER)])
+    assert seqs(list(recent.updates(within_s=3.5))) == [7, 8, 9, 10, 1]
+    assert len(list(recent.updates())) == 11

@@ -3,7 +3,9 @@
 Sources run until after the listeners have closed their clients, so a client
 cut off by a stop has not seen the last updates; after the restart it asks for
 them by ``seq``. Saved once, on a clean stop (after the sources stopped), and
-loaded at start before the restored latest prices join it. A ``kill -9``
+loaded at start before the restored latest prices join it. Only the last
+``SAVED_S`` seconds of each feed are saved: a restart cuts clients off for
+seconds, and a stop must stay quick however many feeds are kept. A ``kill -9``
 saves nothing: the log then starts afresh from the restored prices, and a
 client behind them is told ``recovered: false``.
 """
@@ -21,6 +23,8 @@ from .database import SqliteFile
 from .records import update_from_record, update_record
 
 log = logging.getLogger(__name__)
+
+SAVED_S = 60.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS recent_updates (
@@ -71,7 +75,7 @@ class RecentLog:
 
     async def stop(self) -> None:
         try:
-            await self.store.save(list(self.recent.updates()))
+            await self.store.save(list(self.recent.updates(within_s=SAVED_S)))
         finally:
             await self.store.close()
 
