@@ -123,6 +123,8 @@ class SseStream(asyncio.Protocol):
             return
         *events, self.pending = buffer.split(b"\n\n")
         for event in events:
+            if event[:3] == b"id:":  # pricefeed's event id (lossless resume) comes before the data
+                event = event[event.find(b"\n") + 1:]
             if event[:5] != b"data:":
                 continue  # a ":" keep-alive, or a named event such as event:error (the stream then ends)
             self.frames += event.count(PARSED_ITEM)

@@ -145,6 +145,10 @@ class ServiceProcess:
         self.signal(signal.SIGKILL)
         assert self.proc is not None
         self.proc.wait()
+    async def restart(self, timeout_s: float = 20.0) -> None:
+        """SIGTERM, wait for the clean exit, start again on the same ports with the same database."""
+        await self.stop()
+        await self._start_once(timeout_s)
 
     async def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

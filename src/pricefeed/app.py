@@ -48,6 +48,7 @@ from .store import AnalyticsStore, Store, StoreWriter, create_store
 from .store.alert_state import AlertStore, AlertWriter
 from .store.oracle_state import OracleStateStore
 from .store.portfolio_state import PortfolioStore, PortfolioWriter
+from .store.recent_state import RecentLog, RecentStore
 from .transport.connection import Connection
 from .transport.limits import ConnectionLimits
 
@@ -147,7 +148,7 @@ class App:
                                     idle_timeout_s=settings.handshake_timeout),
             health=self.health, status=self.status, stopping=lambda: self.stopping, analytics=self.analytics,
             alerts=self.alerts, portfolio=self.portfolio, access=access_policy(settings), divergence=self.divergence,
-            origins=OriginPolicy.of(settings.cors_origins))
+            recent=self.recent, origins=OriginPolicy.of(settings.cors_origins))
         self.services.access.feed_names = self._feed_names
         # An ingest process serves no client face: only /health, /status and /metrics (and pythd publishers).
         faces = settings.model_copy(update={"ws": False, "streams": False, "crypto": False, "lazer_stream": False})
@@ -180,6 +181,7 @@ class App:
         return [
             Task("store", self._open_store, self.store.close),
             Task("store writer", self._start_writer, self.writer.stop, self.writer.status),
+            RecentLog(self.recent, RecentStore(self.settings.db), self.hub.latest),  # saved after the sources stop
             *self._analytics_writer(),
             *self._derived_components(),
             *self.sources,

@@ -144,6 +144,8 @@ class Settings(BaseSettings):
     fx_rate: Annotated[list[str], NoDecode] = Field(
         [], description="A configured FX rate, e.g. USDINR=83.25 (units of the second currency per one of the "
                         "first; repeatable); a feed's rate (the simulated FX.USD/INR) wins while it is fresh")
+    crypto_recovery: bool = Field(False, description="Socket.IO connection state recovery on crypto-prices (as "
+                                  "socket.io v4.6: pid, an offset argument on each event, replay on reconnect)")
     kite_url: str = Field(KITE_TICKER_URL, description="Kite ticker WebSocket URL")
     kite_api_key: SecretStr | None = Field(None, description="Kite Connect API key; never logged")
     kite_access_token: SecretStr | None = Field(None, description="Kite Connect access token; never logged")

@@ -4,14 +4,16 @@ Every accepted update carries its feed's ``seq``, assigned once at ingest, so it
 is the same on every process. A client that saw a feed up to ``seq`` N asks for
 what came after; the log answers with exactly that, in order. It keeps every
 update for ``keep_s`` seconds of publish time (Hermes' cache depth by default);
-when N+1 is older than what it keeps, it says so (``recovered=False``, as
-Centrifugo does) and answers with the latest update instead.
+when N+1 is older than what it keeps, or N is newer than anything it has, it
+says so (``recovered=False``, as Centrifugo does) and answers with the latest
+update instead. ``add`` ignores what it already holds, so a backfill may overlap.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .model import FeedId, PriceUpdate
@@ -36,6 +38,8 @@ class RecentUpdates:
             kept = self._updates.get(update.feed_id)
             if kept is None:
                 kept = self._updates[update.feed_id] = deque()
+            elif update.seq <= kept[-1].seq:
+                continue  # already kept (a backfill that overlaps what arrived live)
             elif update.seq != kept[-1].seq + 1:
                 kept.clear()  # a jump (a restart that lost updates): what was kept no longer joins up
             kept.append(update)
@@ -49,8 +53,10 @@ class RecentUpdates:
         if not kept:
             return Recovery([], recovered=False)
         first, last = kept[0].seq, kept[-1].seq
-        if seq >= last:
-            return Recovery([], recovered=seq == last)
+        if seq == last:
+            return Recovery([], recovered=True)
+        if seq > last:  # a seq this process never had (lost by a kill -9 before the store saved it)
+            return Recovery([kept[-1]], recovered=False)
         if seq + 1 < first:
             return Recovery([kept[-1]], recovered=False)
         return Recovery(list(itertools.islice(kept, seq + 1 - first, None)), recovered=True)
@@ -62,3 +68,12 @@ class RecentUpdates:
     def kept(self, feed_id: FeedId) -> list[PriceUpdate]:
         """Every update of ``feed_id`` still kept, in ``seq`` order (what a process joining later catches up on)."""
         return list(self._updates.get(feed_id, ()))
+    def updates(self, within_s: float | None = None) -> Iterator[PriceUpdate]:
+        """What is kept (only the last ``within_s`` seconds of publish time of each feed, if given), each feed's in
+        ``seq`` order (what a clean stop saves)."""
+        for kept in self._updates.values():
+            if within_s is None:
+                yield from kept
+                continue
+            horizon = kept[-1].publish_time_us - int(within_s * 1_000_000)
+            yield from (update for update in kept if update.publish_time_us >= horizon)

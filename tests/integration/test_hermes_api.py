@@ -102,11 +102,17 @@ async def test_sse_stream_framing_and_updates(service: ServiceProcess) -> None:
                 break
     events = chunks.split(b"\n\n")[:4]
     times: dict[str, list[int]] = {BTC: [], ETH: []}
+    seqs: dict[str, list[int]] = {BTC: [], ETH: []}
     for event in events:
-        assert event.startswith(b'data:{"binary":{"encoding":"hex","data":[]},"parsed":[')
-        for item in json.loads(event[len(b"data:"):])["parsed"]:
+        id_line, _, data = event.partition(b"\n")  # the id (lossless resume) is the one line Hermes has not
+        assert id_line.startswith(b"id:") and len(id_line[3:].split(b".")) == 2, id_line
+        seen = dict(zip((BTC, ETH), map(int, id_line[3:].split(b".")), strict=True))
+        assert data.startswith(b'data:{"binary":{"encoding":"hex","data":[]},"parsed":[')
+        for item in json.loads(data[len(b"data:"):])["parsed"]:
             times[item["id"]].append(item["metadata"]["slot"])
+            seqs[item["id"]].append(seen[item["id"]])
     assert all(t == sorted(t) and len(set(t)) == len(t) for t in times.values())
+    assert all(s == list(range(s[0], s[0] + len(s))) for s in seqs.values() if s)
     unknown = await service.get("/v2/updates/price/stream", **{"ids[]": UNKNOWN})
     assert (unknown.status_code, unknown.text) == (404, f"Price ids not found: 0x{UNKNOWN}")
 

@@ -131,7 +131,7 @@ async def test_sigterm_closes_hermes_ws_with_1001_and_ends_sse_streams_cleanly(t
                     await recv_json(ws)
             assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
             rest = [line async for line in lines]  # the chunked body ends: no error, no cut
-        assert all(line.startswith("data:") or line == "" for line in rest)
+        assert all(line.startswith(("id:", "data:")) or line == "" for line in rest)  # whole events, then the end
         assert await svc.wait_exit(timeout_s=5) == 0
         assert "Traceback" not in svc.log() and "CancelledError" not in svc.log()
     finally:

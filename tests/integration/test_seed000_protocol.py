@@ -33,7 +33,7 @@ async def test_subscribe_confirms_then_sends_latest_price_then_updates(service: 
     for message in [snapshot, *updates]:
         data = message["data"]
         assert data["id"] == BTC
-        assert set(data) == {"id", "price", "conf", "expo", "status", "publish_time", "ema_price", "ema_conf"}
+        assert set(data) == {"id", "price", "conf", "expo", "status", "publish_time", "ema_price", "ema_conf", "seq"}
         assert data["expo"] == -8
         assert data["status"] == "trading"
         assert ISO_MS.match(data["publish_time"]), data["publish_time"]
@@ -42,6 +42,8 @@ async def test_subscribe_confirms_then_sends_latest_price_then_updates(service: 
         assert 1_000 < data["price"] < 10_000_000
     times = [m["data"]["publish_time"] for m in [snapshot, *updates]]
     assert times == sorted(times) and len(set(times)) == len(times), "out of order or repeated"
+    seqs = [m["data"]["seq"] for m in [snapshot, *updates]]
+    assert seqs == list(range(seqs[0], seqs[0] + 6)), "the simulated market moves each feed once per pass"
 
 
 async def test_unsubscribe_stops_that_feed_only(service: ServiceProcess) -> None:

@@ -186,3 +186,43 @@ def test_the_builder_checks_its_configuration() -> None:
     assert (client.num_connections, client.timeout_s, client.channel_capacity) == (4, 5.0, 1000)
     with pytest.raises(ValueError, match="not both"):
         LazerSubscription(1, price_feed_ids=[1], symbols=["Crypto.BTC/USD"])
+
+
+ETH = "ff61491a931112ddf1bd8147cd1b641375f79f5825126d665480874634fd0ace"
+
+
+def test_seed000_resumes_each_feed_it_has_a_seq_for_and_keeps_seq_out_of_the_key() -> None:
+    protocol = Seed000Protocol()
+    [frame] = protocol.resume_frames(FeedSubscription(1, [BTC, ETH]), {BTC: 41})
+    assert orjson.loads(frame) == {"type": "subscribe_multiple",
+                                   "subscriptions": [{"feed_id": BTC, "since_seq": 41}, {"feed_id": ETH}]}
+    data = {"id": BTC, "price": 1.5, "conf": 0.1, "expo": -8, "status": "trading",
+            "publish_time": "2026-12-03T15:04:00.586Z", "ema_price": 1.4, "ema_conf": 0.2}
+    [plain] = protocol.decode(orjson.dumps({"type": "price_update", "data": data}))
+    [numbered] = protocol.decode(orjson.dumps({"type": "price_update", "data": {**data, "seq": 42}}))
+    assert isinstance(numbered, PriceUpdate) and numbered.seq == 42 and plain.seq is None  # type: ignore[union-attr]
+    assert protocol.key(plain) == protocol.key(numbered)
+
+
+def test_hermes_event_stream_resumes_with_last_event_id_in_the_urls_order() -> None:
+    protocol = HermesSseProtocol()
+    subscriptions = [FeedSubscription(1, [BTC, ETH])]
+    assert protocol.resume_headers(subscriptions, {}) == {}
+    assert protocol.resume_headers(subscriptions, {ETH: 7}) == {"Last-Event-ID": ".7"}
+    assert protocol.resume_headers(subscriptions, {BTC: 3, ETH: 7}) == {"Last-Event-ID": "3.7"}
+    assert protocol.event_seqs("3.7", subscriptions) == {BTC: 3, ETH: 7}
+    assert protocol.event_seqs("not-ours", subscriptions) == {}  # another server's ids are left alone
+
+
+def test_lazer_resume_asks_for_seqs_then_sends_the_last_ones_and_only_when_asked() -> None:
+    protocol = LazerProtocol()
+    resuming = LazerSubscription(1, price_feed_ids=[1, 2], properties=["price"], channel="real_time", resume=True)
+    [first] = protocol.subscribe_frames(resuming)
+    assert orjson.loads(first)["sinceSeq"] == {}
+    [again] = protocol.resume_frames(resuming, {"1": 40, "2": 17})
+    assert orjson.loads(again)["sinceSeq"] == {"1": 40, "2": 17}
+    plain = LazerSubscription(2, price_feed_ids=[1], channel="real_time")
+    assert "sinceSeq" not in orjson.loads(protocol.resume_frames(plain, {"1": 40})[0]), "Pyth's routers know none"
+    [update] = protocol.decode(orjson.dumps({"type": "streamUpdated", "subscriptionId": 1, "parsed": {
+        "timestampUs": "1", "priceFeeds": [{"priceFeedId": 1, "price": "5", "seq": 41}]}}).decode())
+    assert isinstance(update, StreamUpdated) and update.feeds[0].seq == 41

@@ -173,3 +173,10 @@ def test_hermes_ws_and_sse_samplers_date_each_update_by_the_clock(monkeypatch: p
         "ema_price": {"price": "6163090000000", "conf": "3308100000", "expo": -8, "publish_time": 1714748301}}}))
     assert samples.hist == {bin_of(0.002): 3}
     assert clock.end_window() == 0
+
+
+def test_events_with_pricefeeds_id_line_are_counted_and_sampled() -> None:
+    recorder = Recorder()
+    recorder.feed(HEAD + chunked(b"id:7.3\n" + FIRST, b"id:8.4\n" + SECOND), 4)
+    assert (recorder.stream.frames, recorder.ready) == (3, [None])
+    assert recorder.sampled == [SECOND[5:-2]]

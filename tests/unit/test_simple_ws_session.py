@@ -62,7 +62,7 @@ def test_subscribe_sends_the_latest_price_right_after_the_confirmation() -> None
         {"type": "subscription_confirmed", "feed_id": BTC},
         {"type": "price_update", "data": {
             "id": BTC, "price": 61630.88, "conf": 33.08129843, "expo": -8, "status": "stale",
-            "publish_time": "2024-05-03T14:58:21.000Z", "ema_price": 61301.03, "ema_conf": 35.871264}}]
+            "publish_time": "2024-05-03T14:58:21.000Z", "ema_price": 61301.03, "ema_conf": 35.871264, "seq": 0}}]
     s.receive_text(json.dumps({"type": "subscribe", "feed_id": BTC}))
     assert peer.sent[-1] == {"type": "subscription_confirmed", "feed_id": BTC}, "no second snapshot"
 

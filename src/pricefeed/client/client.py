@@ -159,7 +159,7 @@ class Client:
             connection.duplicates += 1
             return None
         try:
-            messages = self.protocol.decode(frame)
+            messages = connection.received(self.protocol.decode(frame))
         except ProtocolError as exc:
             connection.record_error(str(exc))
             return None

@@ -10,6 +10,11 @@ delivering a backlog is alive even if its pong is queued behind the backlog,
 and time spent waiting for a full channel (back-pressure) is not silence.
 Failures never leave this object: they become its state, its last error and
 a reconnect after the backoff.
+
+Each connection remembers the last seq it received per feed (``seqs``) and a
+reconnect asks for what came after (seed 000's ``since_seq``, the event
+stream's ``Last-Event-ID``, Lazer's ``sinceSeq``), so it misses nothing that
+the server's resume log still holds.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 import httpx
@@ -31,6 +36,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
 from ..resilience import Backoff
+from .messages import Message, PriceUpdate, StreamUpdated
 from .protocols.base import ProtocolAdapter
 from .requests import Subscription
 from .urls import redact_url
@@ -109,6 +115,10 @@ class ResilientConnection:
         self._timed_out = False
         self._reopen = asyncio.Event()
         self._safe_endpoint = redact_url(endpoint)
+        self.seqs: dict[str, int] = {}
+        """The last seq received per feed: where a reconnect resumes."""
+        self._event_seqs: dict[str, int] = {}
+        """The seqs the current event's id says (an event stream's updates carry theirs there)."""
 
     def stats(self) -> ConnectionStats:
         connected = None if self._connected_at is None else round(time.monotonic() - self._connected_at, 3)
@@ -117,6 +127,21 @@ class ResilientConnection:
 
     def record_error(self, error: str) -> None:
         self.last_error = error
+
+    def received(self, messages: list[Message]) -> list[Message]:
+        """Note the seq of each price update (given it from the event id where the stream carries it there)."""
+        event_seqs = self._event_seqs
+        for index, message in enumerate(messages):
+            if isinstance(message, PriceUpdate):
+                if message.seq is None and message.feed_id in event_seqs:
+                    message = messages[index] = replace(message, seq=event_seqs[message.feed_id])
+                if message.seq is not None:
+                    self.seqs[message.feed_id] = message.seq
+            elif isinstance(message, StreamUpdated):
+                for feed in message.feeds:
+                    if feed.seq is not None:
+                        self.seqs[str(feed.price_feed_id)] = feed.seq  # Lazer ids, as sinceSeq names them
+        return messages
 
     # -- the loop -------------------------------------------------------------------------------------
 
@@ -170,7 +195,7 @@ class ResilientConnection:
             on_frame, clock = self._on_frame, time.monotonic
             try:
                 for subscription in replay:
-                    for frame in protocol.subscribe_frames(subscription):
+                    for frame in protocol.resume_frames(subscription, self.seqs):
                         await ws.send(frame)
                 async for message in ws:
                     self._heard_at = clock()
@@ -195,14 +220,15 @@ class ResilientConnection:
             await self._reopen.wait()
             raise _Reopen
         url = self.protocol.url(self.endpoint, subscriptions)
+        headers = {**self.protocol.headers(), **self.protocol.resume_headers(subscriptions, self.seqs)}
         async with httpx.AsyncClient(timeout=httpx.Timeout(self.timeout_s)) as http, \
-                aconnect_sse(http, "GET", url, headers=self.protocol.headers()) as source:
+                aconnect_sse(http, "GET", url, headers=headers) as source:
             response = source.response
             if response.status_code != 200:
                 body = (await response.aread())[:500].decode("utf-8", "replace").strip()
                 raise StreamEnded(f"HTTP {response.status_code}: {body}")
             self._connected()
-            reader = asyncio.ensure_future(self._read_events(source))
+            reader = asyncio.ensure_future(self._read_events(source, subscriptions))
             reopen = asyncio.ensure_future(self._reopen.wait())
             try:
                 await asyncio.wait((reader, reopen), return_when=asyncio.FIRST_COMPLETED)
@@ -216,8 +242,10 @@ class ResilientConnection:
                 raise _Reopen
         raise StreamEnded("the event stream ended")
 
-    async def _read_events(self, source: Any) -> None:
+    async def _read_events(self, source: Any, subscriptions: list[Subscription]) -> None:
+        event_seqs = self.protocol.event_seqs
         async for event in source.aiter_sse():
+            self._event_seqs = event_seqs(event.id, subscriptions) if event.id else {}
             if event.data:
                 pending = self._on_frame(self, event.data)
                 if pending is not None:

@@ -9,7 +9,7 @@ no float rounding is ever introduced.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 
@@ -37,6 +37,10 @@ class PriceUpdate:
     """Seed 000 only: ``trading``, ``stale``, ..."""
     slot: int | None = None
     """Hermes only, when the server says (SSE always, ``/ws`` with ``verbose``)."""
+    seq: int | None = field(default=None, compare=False)
+    """The feed's sequence number where a pricefeed server gives it (seed 000's ``seq``, the Hermes event stream's
+    event id): consecutive per feed, the same on every server of one cluster. Not part of equality, so copies from
+    servers that number differently still match."""
 
 
 # -- Lazer (reference/lazer.md section 4) --------------------------------------------------------------
@@ -65,6 +69,8 @@ class LazerFeed:
     ema_price: Decimal | None = None
     ema_confidence: Decimal | None = None
     feed_update_timestamp_us: int | None = None
+    seq: int | None = field(default=None, compare=False)
+    """A pricefeed server's seq of this feed's update, for a subscription with ``resume``; not part of equality."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,9 @@ class LazerSubscription:
     json_binary_encoding: Literal["base64", "hex"] = "base64"
     parsed: bool = True
     ignore_invalid_feeds: bool = False
+    resume: bool = False
+    """A pricefeed addition, ``real_time`` only: each entry carries its ``seq`` and a reconnect asks for what it
+    missed (``sinceSeq``). Pyth's own routers do not know it: leave it off against them."""
 
     def __post_init__(self) -> None:
         if (self.price_feed_ids is None) == (self.symbols is None):
@@ -50,6 +53,7 @@ class LazerSubscription:
             "parsed": self.parsed,
             "channel": self.channel,
             "ignoreInvalidFeeds": self.ignore_invalid_feeds,
+            **({"sinceSeq": {}} if self.resume else {}),
         }
 
 

@@ -86,7 +86,8 @@ def build_listeners(services: Services, settings: Settings, oracle: Oracle | Non
         session_limits = Limits(max_subscriptions=settings.max_subscriptions)
         seed000 = PicowsServer(
             "seed000", SimpleWsCodec(),
-            lambda conn: SimpleWsSession(services.hub, conn, conn.client_id, session_limits), limits, services.metrics)
+            lambda conn: SimpleWsSession(services.hub, conn, conn.client_id, session_limits,
+                                         services.recent), limits, services.metrics)
         picows("seed000", seed000, settings.host, settings.port)
 
     pythd = None
@@ -111,7 +112,7 @@ def build_listeners(services: Services, settings: Settings, oracle: Oracle | Non
                                port=settings.crypto_port, health=services.health,
                                cors_origins=crypto_origins(settings), max_message_bytes=limits.max_message_bytes,
                                access=SocketIoAccess(services.access, services.metrics), tls=tls,
-                               reuse_port=settings.reuse_port)
+                               reuse_port=settings.reuse_port, recovery=settings.crypto_recovery)
         components["crypto"] = crypto
         ports["crypto"] = lambda: crypto.port
 
@@ -126,7 +127,7 @@ def build_listeners(services: Services, settings: Settings, oracle: Oracle | Non
         websockets = {"/ws": hermes_ws}
         lazer_face = None
         if settings.lazer_stream:
-            lazer_face = LazerFace(services.hub, max_feeds=settings.max_subscriptions)
+            lazer_face = LazerFace(services.hub, max_feeds=settings.max_subscriptions, recent=services.recent)
             lazer = Listener("lazer", lazer_face.default_codec, lazer_face.session,
                              dataclasses.replace(limits, ping_interval_s=PING_INTERVAL_S), services.metrics)
             lazer.on_sweep = sweep_pings

@@ -33,7 +33,16 @@ from .hermes_json import (
     price_feed,
     price_update_body,
 )
-from .hermes_sse import KEEPALIVE_S, MAX_CONNECTION_S, SLOW_CONSUMER, TIMEOUT_24H, PriceStreamSession, event_parts
+from .hermes_sse import (
+    KEEPALIVE_S,
+    MAX_CONNECTION_S,
+    SLOW_CONSUMER,
+    TIMEOUT_24H,
+    PriceStreamSession,
+    StreamCursor,
+    event_parts,
+    parse_event_id,
+)
 from .services import Services
 
 JSON = "application/json"
@@ -128,14 +137,18 @@ def create_hermes_router(services: Services, streams: Listener) -> APIRouter:
         if unknown and not query.ignore_invalid:
             return PlainTextResponse(not_found(unknown), status_code=404)
         known = [i for i in query.ids if i in hub.feeds]
+        resume_from = parse_event_id(request.headers.get("last-event-id"), known)
         prefix, suffix = event_parts(query.encoding, query.parsed)
         event_format = EventFormat(prefix=prefix, suffix=suffix, show_items=query.parsed, keepalive_s=KEEPALIVE_S,
                                    max_age_s=MAX_CONNECTION_S, timeout_event=TIMEOUT_24H, slow_event=SLOW_CONSUMER,
-                                   headers=((b"access-control-allow-origin", b"*"),))
+                                   headers=((b"access-control-allow-origin", b"*"),),
+                                   event_id=StreamCursor(hub, known).event_id)
         handshake = Handshake.of(str(request.url.path) + "?" + str(request.url.query), dict(request.headers))
 
         def session(peer: Peer) -> PriceStreamSession:
-            return PriceStreamSession(hub, peer, known, benchmarks_only)
+            assert isinstance(peer, SseStream)  # the stream is the session's peer
+            return PriceStreamSession(hub, peer, known, benchmarks_only, services.recent, resume_from,
+                                      peer.write_event)
 
         admitted = streams.admit_stream(handshake, request.client.host if request.client else None, known)
         if isinstance(admitted, Refusal):

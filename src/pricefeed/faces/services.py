@@ -7,7 +7,7 @@ reach into sources, the store or another face.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..alerts import AlertBook
@@ -18,6 +18,7 @@ from ..hub import Hub
 from ..metrics import Metrics
 from ..policy import ANY_ORIGIN, OPEN_POLICY, AccessPolicy, OriginPolicy
 from ..portfolio import PortfolioBook
+from ..resume import RecentUpdates
 from ..transport.limits import ConnectionLimits
 
 
@@ -43,3 +44,5 @@ class Services:
     """Keys and per-IP limits, applied by the transports (``policy.py``)."""
     divergence: DivergenceWatch | None = None
     """Where sources carrying the same asset disagree (``/status``, ``/assets``, /ws/alerts)."""
+    recent: RecentUpdates = field(default_factory=RecentUpdates)
+    """Every recent update by seq per feed: what a reconnecting client missed (lossless resume)."""

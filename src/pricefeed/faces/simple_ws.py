@@ -5,6 +5,11 @@ payloads handed to the connection (``Peer``), which frames and writes them.
 Message names and shapes are the seed's: ``connection_established``,
 ``subscription_confirmed``, ``unsubscription_confirmed``, ``price_update``,
 ``available_feeds`` and ``error``.
+
+Lossless resume (an addition to the seed): ``price_update``'s ``data`` carries
+the feed's ``seq``; ``subscribe`` (and each ``subscribe_multiple`` entry) takes
+an optional ``since_seq``, the last seq the client saw, and gets what it missed
+(see ``_replay``).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import orjson
 from ..contracts import Peer
 from ..hub import Hub
 from ..model import FeedId, PriceUpdate, parse_feed_id, scaled
+from ..resume import RecentUpdates
 from ..topics import Topic
 from .json_types import describe, json_type
 
@@ -61,7 +67,7 @@ class SimpleWsCodec:
 
 
 def encode_price_update(update: PriceUpdate, status: str) -> bytes:
-    return orjson.dumps({"type": "price_update", "data": price_fields(update, status)})
+    return orjson.dumps({"type": "price_update", "data": {**price_fields(update, status), "seq": update.seq}})
 
 
 def error(message: str) -> bytes:
@@ -76,8 +82,10 @@ class Limits:
 class SimpleWsSession:
     """The protocol state of one client connection."""
 
-    def __init__(self, hub: Hub, peer: Peer, client_id: str, limits: Limits = Limits()) -> None:
+    def __init__(self, hub: Hub, peer: Peer, client_id: str, limits: Limits = Limits(),
+                 recent: RecentUpdates | None = None) -> None:
         self.hub = hub
+        self.recent = recent if recent is not None else RecentUpdates(keep_s=0)
         self.peer = peer
         self.client_id = client_id
         self.limits = limits
@@ -124,7 +132,7 @@ class SimpleWsSession:
     # -- commands ----------------------------------------------------------
 
     def _subscribe(self, message: dict[str, Any]) -> None:
-        self._subscribe_one(message.get("feed_id"), "subscribe")
+        self._subscribe_one(message.get("feed_id"), "subscribe", message.get("since_seq"))
 
     def _subscribe_multiple(self, message: dict[str, Any]) -> None:
         entries = message.get("subscriptions")
@@ -133,11 +141,16 @@ class SimpleWsSession:
             return
         for entry in entries:
             raw = entry.get("feed_id") if isinstance(entry, dict) else entry
-            self._subscribe_one(raw, "subscribe_multiple")
+            since = entry.get("since_seq") if isinstance(entry, dict) else None
+            self._subscribe_one(raw, "subscribe_multiple", since)
 
-    def _subscribe_one(self, raw: object, command: str) -> None:
+    def _subscribe_one(self, raw: object, command: str, since_seq: object = None) -> None:
         feed_id = self._known_feed(raw, command)
         if feed_id is None:
+            return
+        if since_seq is not None and (type(since_seq) is not int or since_seq < 0):
+            self.peer.send(error(f"since_seq must be a non-negative integer (the last seq received), got "
+                                 f"{describe(since_seq)}; feed_id {feed_id} was not subscribed"))
             return
         if feed_id not in self.subscriptions and len(self.subscriptions) >= self.limits.max_subscriptions:
             self.peer.send(error(f"subscription limit reached: at most {self.limits.max_subscriptions} feeds "
@@ -150,10 +163,31 @@ class SimpleWsSession:
             return
         self.subscriptions.add(feed_id)
         self.hub.subscribe(feed_id, self.peer)
+        if since_seq is not None:
+            self._replay(feed_id, since_seq)
+            return
         self.peer.send(orjson.dumps({"type": "subscription_confirmed", "feed_id": feed_id}))
         latest = self.hub.latest.get(feed_id)
         if new and latest is not None:
             self.peer.send_price(feed_id, encode_price_update(latest, self.hub.status_of(feed_id)))
+
+    def _replay(self, feed_id: FeedId, since_seq: int) -> None:
+        """The confirmation with ``recovered``, then every update after ``since_seq`` in order (or, not recovered,
+        the latest), queued ahead of any live frame of the feed.
+
+        Nothing runs between here and the hub's next pass, and the recent log holds every update the hub has
+        fanned out, so the replay ends exactly where the next live frame begins: no gap, no duplicate. A live
+        frame of the feed still queued (a slow client) is dropped: the replay carries it, and later ones queue
+        behind the replay's frames.
+        """
+        recovery = self.recent.since(feed_id, since_seq)
+        self.peer.discard_price(feed_id)
+        self.peer.send(orjson.dumps({"type": "subscription_confirmed", "feed_id": feed_id,
+                                     "recovered": recovery.recovered}))
+        latest = self.hub.latest.get(feed_id)
+        for update in recovery.updates:
+            status = self.hub.status_of(feed_id) if update is latest else str(update.status)
+            self.peer.send(encode_price_update(update, status))
 
     def _unsubscribe(self, message: dict[str, Any]) -> None:
         feed_id = self._known_feed(message.get("feed_id"), "unsubscribe")

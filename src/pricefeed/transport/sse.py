@@ -4,13 +4,17 @@ uvicorn parses the request and the face validates it; then the stream takes
 the socket over (see ``http.py``) and writes HTTP/1.1 chunks itself. The hub's
 frames are a stream's items (Hermes' ``parsed[]`` entries, encoded once per
 update); each write joins one pass's items, or everything a slow client missed,
-conflated per feed, into one event.
+conflated per feed, into one event. A stream whose format has an ``event_id``
+gives each event an ``id:`` line, read when the event is written (what the
+client has then seen), which a reconnecting client sends back as
+``Last-Event-ID``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
@@ -50,6 +54,8 @@ class EventFormat:
     slow_event: bytes = b""
     """Sent (if the socket takes it) before a slow client is cut off."""
     headers: tuple[tuple[bytes, bytes], ...] = ()
+    event_id: Callable[[], bytes] | None = None
+    """The ``id:`` of an event written now (none: events have no id)."""
 
 
 class SseStream(Connection, asyncio.Protocol):
@@ -109,11 +115,21 @@ class SseStream(Connection, asyncio.Protocol):
         return payload
 
     def render(self, frames: Iterable[bytes]) -> bytes:
+        event_id = self.format.event_id
+        return self.event(frames, None if event_id is None else event_id())
+
+    def event(self, frames: Iterable[bytes], event_id: bytes | None) -> bytes:
+        """One event of ``frames`` (empty items left out; nothing if none is left), with its ``id:`` if any."""
         items = [item for item in frames if item]
         if not items:
             return b""
         fmt = self.format
-        return fmt.prefix + (fmt.separator.join(items) if fmt.show_items else b"") + fmt.suffix
+        head = fmt.prefix if event_id is None else b"id:" + event_id + b"\n" + fmt.prefix
+        return head + (fmt.separator.join(items) if fmt.show_items else b"") + fmt.suffix
+
+    def write_event(self, frames: Iterable[bytes], event_id: bytes) -> None:
+        """Write one event now, ahead of anything the hub delivers later (a resumed stream's replay)."""
+        self._write_chunk(self.event(frames, event_id))
 
     def buffered_bytes(self) -> int:
         return 0 if self.transport is None else self.transport.get_write_buffer_size()

@@ -10,7 +10,7 @@ differs per protocol.
 from __future__ import annotations
 
 import abc
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Literal
 
 from ..messages import Message
@@ -47,6 +47,19 @@ class ProtocolAdapter(abc.ABC):
     @abc.abstractmethod
     def unsubscribe_frames(self, subscription: Subscription, remaining: Sequence[Subscription]) -> list[str]:
         """The frames that undo ``subscription`` without undoing what ``remaining`` subscriptions still ask for."""
+
+    def resume_frames(self, subscription: Subscription, seqs: Mapping[str, int]) -> list[str]:
+        """The frames that subscribe again after a reconnect, asking for what came after ``seqs`` (the last seq
+        received per feed) where the protocol can (by default it cannot: the same as subscribing)."""
+        return self.subscribe_frames(subscription)
+
+    def resume_headers(self, subscriptions: Sequence[Subscription], seqs: Mapping[str, int]) -> dict[str, str]:
+        """Headers that ask an event stream for what came after ``seqs`` (none by default)."""
+        return {}
+
+    def event_seqs(self, event_id: str, subscriptions: Sequence[Subscription]) -> dict[str, int]:
+        """The seq per feed an event stream's event id says (none by default)."""
+        return {}
 
     @abc.abstractmethod
     def decode(self, frame: str | bytes) -> list[Message]:

@@ -9,11 +9,16 @@ two aggregates in the same second share it, so publish time alone would drop
 the second one. The receive-time metadata (``price_service_receive_time``,
 ``proof_available_time``) differs between servers for the same update and is
 left out of the key.
+
+On a pricefeed server the event stream resumes: each event's id is the seq of
+each requested feed (in the URL's order, joined by ``.``), which a reconnect
+sends back as ``Last-Event-ID`` (an empty part for a feed never received).
+Pyth's Hermes sends no id, so nothing is resumed there.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -90,6 +95,19 @@ class HermesSseProtocol(ProtocolAdapter):
     def subscribe_frames(self, subscription: Subscription) -> list[str]:
         _feed_ids([subscription])
         return []
+
+    def resume_headers(self, subscriptions: Sequence[Subscription], seqs: Mapping[str, int]) -> dict[str, str]:
+        ids = _feed_ids(subscriptions)
+        if not any(feed_id in seqs for feed_id in ids):
+            return {}
+        return {"Last-Event-ID": ".".join(str(seqs[i]) if i in seqs else "" for i in ids)}
+
+    def event_seqs(self, event_id: str, subscriptions: Sequence[Subscription]) -> dict[str, int]:
+        parts = event_id.split(".")
+        ids = _feed_ids(subscriptions)
+        if len(parts) != len(ids):
+            return {}  # not a pricefeed server's id
+        return {feed_id: int(part) for feed_id, part in zip(ids, parts, strict=True) if part.isdigit()}
 
     def unsubscribe_frames(self, subscription: Subscription, remaining: Sequence[Subscription]) -> list[str]:
         return []

@@ -11,7 +11,7 @@ field (another tick, another subscription) keeps two messages apart.
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -75,6 +75,15 @@ class LazerProtocol(ProtocolAdapter):
         if not isinstance(subscription, LazerSubscription):
             raise TypeError("the Lazer protocol subscribes with a LazerSubscription")
         return [orjson.dumps(subscription.to_json()).decode()]
+
+    def resume_frames(self, subscription: Subscription, seqs: Mapping[str, int]) -> list[str]:
+        """A ``resume`` subscription asks for what came after each feed's last seq (keys are Lazer ids; the
+        server takes those of its feeds)."""
+        if not isinstance(subscription, LazerSubscription) or not subscription.resume:
+            return self.subscribe_frames(subscription)
+        request = subscription.to_json()
+        request["sinceSeq"] = {key: seq for key, seq in seqs.items() if key.isdigit()}
+        return [orjson.dumps(request).decode()]
 
     def unsubscribe_frames(self, subscription: Subscription, remaining: Sequence[Subscription]) -> list[str]:
         return [orjson.dumps({"type": "unsubscribe", "subscriptionId": subscription.subscription_id}).decode()]
@@ -141,7 +150,7 @@ def parse_feed(entry: dict[str, Any]) -> LazerFeed:
         funding_rate=get("fundingRate"), funding_timestamp_us=get("fundingTimestamp"),
         funding_rate_interval_us=get("fundingRateInterval"), market_session=get("marketSession"),
         ema_price=_price(get("emaPrice"), expo), ema_confidence=_price(get("emaConfidence"), expo),
-        feed_update_timestamp_us=get("feedUpdateTimestamp"))
+        feed_update_timestamp_us=get("feedUpdateTimestamp"), seq=seq if type(seq := get("seq")) is int else None)
 
 
 def decode_binary(frame: bytes) -> StreamUpdated:

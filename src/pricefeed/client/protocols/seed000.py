@@ -1,8 +1,10 @@
 """The seed-000 client WebSocket (pricefeed's ``:8765``), for the client.
 
 De-duplication key: the whole ``price_update`` data object (feed, price,
-confidence, exponent, status, publish time, EMA). The protocol carries no
-sequence number and no slot, and its publish time has millisecond
+confidence, exponent, status, publish time, EMA). The seed's protocol carries
+no sequence number and no slot (pricefeed adds ``seq``, which a reconnect
+sends back as ``since_seq`` to get what it missed, but another server may
+number differently, so the key leaves it out), and its publish time has millisecond
 resolution, so the time alone cannot tell two updates apart; every field
 together can, and two copies of one update agree on all of them. Prices are
 JSON numbers here: they are read as decimals from their text, never through a
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import calendar
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -48,6 +50,13 @@ class Seed000Protocol(ProtocolAdapter):
         entries = [{"feed_id": feed_id} for feed_id in subscription.feed_ids]
         return [json.dumps({"type": "subscribe_multiple", "subscriptions": entries})]
 
+    def resume_frames(self, subscription: Subscription, seqs: Mapping[str, int]) -> list[str]:
+        if not isinstance(subscription, FeedSubscription):
+            raise TypeError("the seed-000 protocol subscribes with a FeedSubscription")
+        entries = [{"feed_id": feed_id, **({"since_seq": seqs[feed_id]} if feed_id in seqs else {})}
+                   for feed_id in subscription.feed_ids]
+        return [json.dumps({"type": "subscribe_multiple", "subscriptions": entries})]
+
     def unsubscribe_frames(self, subscription: Subscription, remaining: Sequence[Subscription]) -> list[str]:
         kept = {feed_id for other in remaining if isinstance(other, FeedSubscription) for feed_id in other.feed_ids}
         return [json.dumps({"type": "unsubscribe", "feed_id": feed_id})
@@ -74,4 +83,5 @@ def price_update(data: dict[str, Any]) -> PriceUpdate:
         feed_id=data["id"], price=_decimal(data["price"]), conf=_decimal(data["conf"]), expo=data["expo"],
         publish_time_us=iso_to_us(data["publish_time"]),
         ema_price=None if ema_price is None else _decimal(ema_price),
-        ema_conf=None if ema_conf is None else _decimal(ema_conf), status=data.get("status"))
+        ema_conf=None if ema_conf is None else _decimal(ema_conf), status=data.get("status"),
+        seq=seq if type(seq := data.get("seq")) is int else None)

@@ -10,6 +10,11 @@ A broadcast encodes its packet once and puts the same Engine.IO packet in each
 subscriber's queue, where python-socketio's own ``emit`` to a room starts one
 task per recipient. A client whose queue grows past ``max_queued`` packets is
 not reading: it is disconnected instead of holding memory.
+
+With a :class:`~.recovery.RecoveryLog`, connection state recovery as
+socket.io v4.6 defines it (see ``recovery.py``): each ``crypto-prices`` event
+carries its offset (the subscription's first array the latest offset), and a
+client whose link failed gets what it missed on reconnect.
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ from ...coins import Coin
 from ...model import FeedId, PriceUpdate
 from .access import SocketIoAccess
 from .hub_link import HubLink
-from .prices import ALL_COINS, CoinFeeds, Snapshot, coin_channel, encode_event
+from .prices import ALL_COINS, CoinFeeds, Snapshot, coin_channel, encode_event, event_head
+from .recovery import KEPT_REASONS, RecoveringServer, RecoveryLog, with_offset
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +43,17 @@ NAMESPACE = "/"
 class CryptoChannels:
     def __init__(self, link: HubLink, coins: Sequence[Coin], *, cors_origins: Sequence[str] = ("*",),
                  max_message_bytes: int = 64 * 1024, ping_interval_s: float = 10.0, ping_timeout_s: float = 20.0,
-                 max_queued: int = 64, stale_check_s: float = 1.0, access: SocketIoAccess | None = None) -> None:
+                 max_queued: int = 64, stale_check_s: float = 1.0, access: SocketIoAccess | None = None,
+                 recovery: RecoveryLog | None = None) -> None:
         origins: str | list[str] = "*" if "*" in cors_origins else list(cors_origins)
-        self.sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins=origins,
-                                        ping_interval=ping_interval_s, ping_timeout=ping_timeout_s,
-                                        max_http_buffer_size=max_message_bytes)
+        server = socketio.AsyncServer if recovery is None else RecoveringServer
+        self.sio = server(async_mode="asgi", cors_allowed_origins=origins,
+                          ping_interval=ping_interval_s, ping_timeout=ping_timeout_s,
+                          max_http_buffer_size=max_message_bytes)
+        self.recovery = recovery
+        self._sessions: dict[str, tuple[str, tuple[str, ...], list[str]]] = {}
+        """sid -> its pid, restored rooms and missed packets, from its connect until its CONNECT answer."""
+        self._pid_of: dict[str, str] = {}
         self.link = link
         self.coins = CoinFeeds(coins)
         self.snapshot = Snapshot(self.coins, link.feeds, link.latest, link.is_stale)
@@ -61,9 +73,11 @@ class CryptoChannels:
         self.sio.on("unsubscribe", self._unsubscribe)
         self.sio.on("*", self._unknown_event)
         self.access = access
-        if access is not None:  # keys or per-IP limits: every session is let in (or refused) by the policy
+        if access is not None or recovery is not None:  # keys, per-IP limits or recovery: a session's life matters
             self.sio.on("connect", self._connect)
             self.sio.on("disconnect", self._disconnect)
+        if recovery is not None:
+            self.sio.on_connect_packet = self._connect_packet
         link.on_updates(self._on_updates)
 
     def start(self) -> None:
@@ -88,8 +102,51 @@ class CryptoChannels:
         if refused is not None:
             return await self._reject(sid, refused)
         await self.sio.enter_room(sid, channel)
-        self._send_to(sid, encode_event(self.snapshot.objects(symbols)))
+        objects = self.snapshot.objects(symbols)
+        recovery = self.recovery
+        self._send_to(sid, encode_event(objects) if recovery is None else
+                      with_offset(event_head(objects), recovery.last_offset))  # it has seen up to now
         return {"ok": True, "channel": channel}
+
+    # -- connection state recovery
+
+    async def _connect(self, sid: str, environ: Any, auth: Any = None) -> None:
+        """Let the session in (or refuse it: the policy raises), and find what it had if it comes back."""
+        if self.access is not None:
+            self.access.connect(sid, environ, auth)
+        if self.recovery is None:
+            return
+        pid, offset = (auth.get("pid"), auth.get("offset")) if isinstance(auth, dict) else (None, None)
+        restored = self.recovery.restore(pid, offset)
+        if restored is not None and self.access is not None:
+            rooms = restored[0]
+            if self.access.claim(sid, self._feeds_of(None if ALL_COINS in rooms else
+                                                      [room.split(":", 1)[1] for room in rooms])) is not None:
+                restored = None  # the key may no longer see those coins: a fresh session
+        if restored is None:
+            self._sessions[sid] = (self.recovery.new_pid(), (), [])
+        else:
+            assert isinstance(pid, str)
+            self._sessions[sid] = (pid, *restored)
+
+    def _connect_packet(self, sid: str) -> tuple[str, list[str]]:
+        """The CONNECT answer is going out: back into the restored rooms; the pid and the missed packets."""
+        pid, rooms, missed = self._sessions.pop(sid, (RecoveryLog.new_pid(), (), []))
+        for room in rooms:
+            self.sio.manager.basic_enter_room(sid, NAMESPACE, room)
+        self._pid_of[sid] = pid
+        return pid, missed
+
+    async def _disconnect(self, sid: str, reason: str = "") -> None:
+        if self.access is not None:
+            self.access.disconnect(sid)
+        if self.recovery is None:
+            return
+        self._sessions.pop(sid, None)
+        pid = self._pid_of.pop(sid, None)
+        if pid is not None and reason in KEPT_REASONS:
+            channels = set(self.coins.channels)
+            self.recovery.keep(pid, [room for room in self.sio.rooms(sid) if room in channels])
 
     async def _unsubscribe(self, sid: str, data: Any = None, *extra: Any) -> dict[str, Any]:
         channel, error = self._channel_of("unsubscribe", data, extra)
@@ -97,14 +154,6 @@ class CryptoChannels:
             return await self._reject(sid, error)
         await self.sio.leave_room(sid, channel)
         return {"ok": True, "channel": channel}
-
-    async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        assert self.access is not None
-        self.access.connect(sid, environ, auth)
-
-    async def _disconnect(self, sid: str, *reason: Any) -> None:
-        assert self.access is not None
-        self.access.disconnect(sid)
 
     def _feeds_of(self, symbols: list[str] | None) -> list[FeedId]:
         """The feeds behind a channel's coins (every coin's for ``crypto-prices``)."""
@@ -158,12 +207,20 @@ class CryptoChannels:
         rooms = self.sio.manager.rooms.get(NAMESPACE, {})
         objects = self.snapshot.objects()
         self._flags = tuple((o["symbol"], o["stale"]) for o in objects)
-        if rooms.get(ALL_COINS):
-            self._send_room(ALL_COINS, encode_event(objects))
+        awaited = set() if self.recovery is None else self.recovery.awaited_rooms()  # their clients come back
+        if rooms.get(ALL_COINS) or ALL_COINS in awaited:
+            self._send_room(ALL_COINS, self._event(ALL_COINS, objects))
         for obj in objects:
-            if obj["symbol"] in symbols and rooms.get(channel := coin_channel(obj["symbol"])):
-                self._send_room(channel, encode_event([obj]))
+            channel = coin_channel(obj["symbol"])
+            if obj["symbol"] in symbols and (rooms.get(channel) or channel in awaited):
+                self._send_room(channel, self._event(channel, [obj]))
         self.broadcasts += 1
+
+    def _event(self, room: str, objects: list[dict[str, Any]]) -> str:
+        """A broadcast's packet: logged with its offset when recovery is on."""
+        if self.recovery is None:
+            return encode_event(objects)
+        return self.recovery.record(room, event_head(objects))
 
     async def _watch_staleness(self) -> None:
         """Broadcast when a coin turns stale (its upstream went quiet) or fresh again without a new price."""
@@ -208,6 +265,7 @@ class CryptoChannels:
             "broadcasts": self.broadcasts,
             "deliveries": self.deliveries,
             "slow_disconnected": self.slow_disconnected,
+            **({} if self.recovery is None else {"recovered": self.recovery.recovered}),
         }
 
 

@@ -91,7 +91,12 @@ def encode_event(objects: Iterable[dict[str, Any]]) -> str:
 
     Built once per broadcast; every connection gets the same string.
     """
-    return '2["' + EVENT + '",' + orjson.dumps(list(objects)).decode() + "]"
+    return event_head(objects) + "]"
+
+
+def event_head(objects: Iterable[dict[str, Any]]) -> str:
+    """The packet without its closing bracket, where connection state recovery adds the offset argument."""
+    return '2["' + EVENT + '",' + orjson.dumps(list(objects)).decode()
 
 
 class Snapshot:

@@ -24,6 +24,7 @@ from ...transport.tls import Tls, certfile, keyfile
 from .access import SocketIoAccess
 from .channels import CryptoChannels
 from .hub_link import HubLink
+from .recovery import RecoveryLog
 
 STATIC = Path(__file__).resolve().parent / "static"
 CLIENT_JS = "socket.io.min.js"
@@ -45,10 +46,11 @@ class CryptoService:
     def __init__(self, hub: Hub, coins: Sequence[Coin], *, host: str = "0.0.0.0", port: int = 5000,
                  health: Callable[[], dict[str, Any]] = dict, cors_origins: Sequence[str] = ("*",),
                  max_message_bytes: int = 64 * 1024, access: SocketIoAccess | None = None,
-                 tls: Tls | None = None, reuse_port: bool = False) -> None:
+                 tls: Tls | None = None, reuse_port: bool = False, recovery: bool = False) -> None:
         self.link = HubLink(hub)
         self.channels = CryptoChannels(self.link, coins, cors_origins=cors_origins,
-                                       max_message_bytes=max_message_bytes, access=access)
+                                       max_message_bytes=max_message_bytes, access=access,
+                                       recovery=RecoveryLog() if recovery else None)
         self.host = host
         self.reuse_port = reuse_port
         self._health = health

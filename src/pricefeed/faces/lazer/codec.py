@@ -61,9 +61,12 @@ class FeedEntryCodec:
 
     face = "lazer"
 
-    def __init__(self, properties: frozenset[str], lazer_id: Callable[[FeedId], int | None]) -> None:
+    def __init__(self, properties: frozenset[str], lazer_id: Callable[[FeedId], int | None],
+                 with_seq: bool = False) -> None:
         self.properties = [name for name in ENTRY_ORDER if name in properties]
         self._lazer_id = lazer_id
+        self.with_seq = with_seq
+        """Entries carry the update's ``seq`` (a subscription that resumes with ``sinceSeq``)."""
 
     def encode(self, topic: Topic, item: object) -> bytes:
         update = item.update if isinstance(item, Tick) else item
@@ -74,4 +77,6 @@ class FeedEntryCodec:
             value = values[name]
             if value is not None:
                 entry[name] = value
+        if self.with_seq:
+            entry["seq"] = update.seq
         return orjson.dumps(entry)

@@ -44,6 +44,8 @@ class Subscribe:
     properties: tuple[str, ...]
     channel: str
     ignore_invalid_feeds: bool
+    since_seq: dict[int, int] | None = None
+    """A pricefeed addition: per price feed id, the last seq the client saw (each entry then carries ``seq``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +148,7 @@ def _subscribe(subscription_id: int, request: dict[str, Any]) -> Subscribe:
     encoding = request.get("jsonBinaryEncoding", "base64")
     if encoding not in ("base64", "hex"):
         raise ValueError(f"unknown variant {describe(encoding)}, expected `base64` or `hex`")
+    since_seq = _since_seq(request.get("sinceSeq"))
     parsed = request.get("parsed", True)
     ignore = request.get("ignoreInvalidFeeds", request.get("ignoreInvalidFeedIds", False))
     for value in (parsed, ignore):
@@ -181,4 +184,16 @@ def _subscribe(subscription_id: int, request: dict[str, Any]) -> Subscribe:
     if not parsed:
         raise ValueError(PARSED_ONLY)
     return Subscribe(subscription_id, None if ids is None else tuple(ids), None if symbols is None else tuple(symbols),
-                     tuple(properties), channel, ignore)
+                     tuple(properties), channel, ignore, since_seq)
+
+
+def _since_seq(value: object) -> dict[int, int] | None:
+    """``{"<price feed id>": <last seq seen>, ...}``; an empty object asks for ``seq`` in the entries only."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(
+            key.isascii() and key.isdigit() and len(key) <= 10 and type(seq) is int and seq >= 0
+            for key, seq in value.items()):
+        raise ValueError(f"invalid sinceSeq {describe(value)}: expected an object of price feed id to the last seq "
+                         'received, e.g. {"1": 42}')
+    return {int(key): seq for key, seq in value.items()}

@@ -5,6 +5,13 @@ it watches the feeds' price topics, on a fixed-rate channel their tick topics
 (see ``clock.py``). Each pass it gets the entries of its feeds that moved,
 already encoded for its property set, and sends one ``streamUpdated`` with
 them in the order the request named the feeds.
+
+Resume (a pricefeed addition): a ``real_time`` subscription may give
+``sinceSeq``, ``{"<price feed id>": <last seq seen>}``; its entries then carry
+``seq``, ``subscribed`` says ``recovered`` (whether every feed's missed
+updates were all still held), and instead of the snapshot come the missed
+updates as ``streamUpdated`` messages (the k-th missed update of each feed in
+the k-th), then live.
 """
 
 from __future__ import annotations
@@ -17,7 +24,8 @@ import orjson
 from ...contracts import Codec, Peer
 from ...hub import Hub
 from ...lazer_ids import LazerIds
-from ...model import FeedId, now_us
+from ...model import FeedId, PriceUpdate, now_us
+from ...resume import RecentUpdates
 from ...topics import Topic
 from .clock import FixedRateClock, last_tick_us, tick_topic
 from .codec import FeedEntryCodec, Tick
@@ -128,6 +136,10 @@ class LazerSession:
             self.peer.send(subscription_error(sid, "; ".join(problems) + " (GET /v1/symbols lists the feeds)"))
             return
         feeds = list(dict.fromkeys(feeds))  # a symbol and an id may name the same feed
+        if request.since_seq is not None and request.channel != "real_time":
+            self.peer.send(subscription_error(sid, "sinceSeq resumes real_time subscriptions only: a fixed-rate "
+                                                   "channel sends the price as of each tick, not every update"))
+            return
         used = sum(len(stream.feeds) for stream in self.streams.values())
         if used + len(feeds) > self.max_feeds:
             self.peer.send(subscription_error(sid, f"subscription limit reached: at most {self.max_feeds} feeds "
@@ -138,19 +150,53 @@ class LazerSession:
             self.peer.send(subscription_error(sid, refused))
             return
         stream = self._add(request, feeds)
+        resumed = None if request.since_seq is None else self._missed(feeds, request.since_seq)
+        resume_reply = {} if resumed is None else {"recovered": resumed[1]}
         if invalid:
             self.peer.send(orjson.dumps({
                 "type": "subscribedWithInvalidFeedIdsIgnored", "subscriptionId": sid, "subscribedFeedIds": lazer_ids,
                 "ignoredInvalidFeedIds": {"unknownIds": unknown_ids, "unknownSymbols": unknown_symbols,
-                                          "unsupportedChannels": [], "unstable": []}}))
+                                          "unsupportedChannels": [], "unstable": []}, **resume_reply}))
         else:
-            self.peer.send(orjson.dumps({"type": "subscribed", "subscriptionId": sid}))
-        self._snapshot(stream)
+            self.peer.send(orjson.dumps({"type": "subscribed", "subscriptionId": sid, **resume_reply}))
+        if resumed is None:
+            self._snapshot(stream)
+        else:
+            self._replay(stream, resumed[0])
+
+    def _missed(self, feeds: list[FeedId], since_seq: dict[int, int]) -> tuple[list[list[PriceUpdate]], bool]:
+        """Per feed, what came after its seq (a feed without one: its latest, as the snapshot), and whether all
+        of it was still held."""
+        recent, ids, latest = self.face.recent, self.face.ids, self.face.hub.latest
+        missed, recovered = [], True
+        for feed_id in feeds:
+            lazer_id = ids.lazer_id(feed_id)
+            seq = None if lazer_id is None else since_seq.get(lazer_id)
+            if seq is None:
+                update = latest.get(feed_id)
+                missed.append([] if update is None else [update])
+                continue
+            recovery = recent.since(feed_id, seq)
+            missed.append(recovery.updates)
+            recovered = recovered and recovery.recovered
+        return missed, recovered
+
+    def _replay(self, stream: Stream, missed: list[list[PriceUpdate]]) -> None:
+        """The missed updates as streamUpdated messages, sent before the hub's next pass brings the live ones."""
+        for k in range(max(map(len, missed), default=0)):
+            frames, stamps = {}, {}
+            for topic, updates in zip(stream.topics, missed, strict=True):
+                if k < len(updates):
+                    frames[topic] = stream.codec.encode(topic, updates[k])
+                    stamps[topic] = updates[k].publish_time_us
+            Stream(stream.subscription_id, stream.channel, stream.feeds, stream.codec, self.peer,
+                   stamps.__getitem__).deliver(frames)
 
     def _add(self, request: Subscribe, feeds: list[FeedId]) -> Stream:
         face, channel = self.face, request.channel
         timestamp_of = face.price_timestamp if channel == "real_time" else face.tick_timestamp
-        stream = Stream(request.subscription_id, channel, feeds, face.codec(request.properties), self.peer,
+        stream = Stream(request.subscription_id, channel, feeds,
+                        face.codec(request.properties, with_seq=request.since_seq is not None), self.peer,
                         timestamp_of)
         self.streams[request.subscription_id] = stream
         for feed_id, topic in zip(feeds, stream.topics, strict=True):
@@ -195,19 +241,20 @@ class LazerFace:
     """What the Lazer face's connections share: the hub, the id map, the fixed-rate clock, one codec per
     property set."""
 
-    def __init__(self, hub: Hub, max_feeds: int = 1000) -> None:
+    def __init__(self, hub: Hub, max_feeds: int = 1000, recent: RecentUpdates | None = None) -> None:
         self.hub = hub
         self.max_feeds = max_feeds
+        self.recent = recent if recent is not None else RecentUpdates(keep_s=0)
         self.ids = LazerIds(hub.feeds)
         self.clock = FixedRateClock(hub)
-        self._codecs: dict[frozenset[str], FeedEntryCodec] = {}
+        self._codecs: dict[tuple[frozenset[str], bool], FeedEntryCodec] = {}
         self.default_codec = self.codec(("price",))
 
-    def codec(self, properties: Iterable[str]) -> FeedEntryCodec:
-        key = frozenset(properties)
+    def codec(self, properties: Iterable[str], with_seq: bool = False) -> FeedEntryCodec:
+        key = (frozenset(properties), with_seq)
         codec = self._codecs.get(key)
         if codec is None:
-            codec = self._codecs[key] = FeedEntryCodec(key, self._lazer_id)
+            codec = self._codecs[key] = FeedEntryCodec(key[0], self._lazer_id, with_seq)
         return codec
 
     def _lazer_id(self, feed_id: str) -> int | None:

@@ -31,7 +31,7 @@ def create_streams_server(services: Services, settings: Settings) -> tuple[ApiSe
     symbols = SymbolIndex(services.hub.feeds)
     codecs = StreamCodecs(symbols, services.analytics, services.divergence)
     context = StreamContext(services.hub, symbols, codecs, services.analytics, settings.max_subscriptions,
-                            services.alerts, services.portfolio, services.divergence)
+                            services.alerts, services.portfolio, services.divergence, services.recent)
     origins = OriginPolicy.of(settings.cors_origins)
     # A connection is pinged every half of the idle timeout; one that sent nothing since the last ping is closed.
     limits = dataclasses.replace(services.limits, ping_interval_s=settings.streams_idle_timeout / 2,

@@ -70,22 +70,27 @@ class _Context:
 
 
 class DataCodec:
-    """The seed's ``data`` message: price, the day's volume, change and change in percent."""
+    """The seed's ``data`` message: price, the day's volume, change and change in percent (and, for a subscription
+    that resumes with ``since_seq``, the update's ``seq`` next to ``data``)."""
 
     face = FACE
 
-    def __init__(self, context: _Context) -> None:
+    def __init__(self, context: _Context, with_seq: bool = False) -> None:
         self.context = context
+        self.with_seq = with_seq
 
     def encode(self, topic: Topic, item: object) -> bytes:
         assert isinstance(item, PriceUpdate)
         change, percent = self.context.change(item)
-        return orjson.dumps({
+        message: dict[str, Any] = {
             "type": "data", "symbol": self.context.symbols.symbol_of(item.feed_id),
             "timestamp": iso_time(item.publish_time_us),
             "data": {"price": scaled(item.price, item.expo), "volume": item.volume, "change": change,
                      "change_percent": percent},
-        })
+        }
+        if self.with_seq:
+            message["seq"] = item.seq
+        return orjson.dumps(message)
 
 
 class TickCodec:
@@ -296,6 +301,7 @@ class StreamCodecs:
                  divergence: DivergenceWatch | None = None) -> None:
         context = _Context(symbols, analytics, divergence)
         self.data = DataCodec(context)
+        self.data_with_seq = DataCodec(context, with_seq=True)
         self.tick = TickCodec(context)
         self.candle = CandleCodec(context)
         self.market = MarketCodec(context)

@@ -23,12 +23,16 @@ def connection() -> bytes:
     return orjson.dumps({"type": "connection", "status": "connected", "timestamp": now_iso(), "message": WELCOME})
 
 
-def subscription(status: str, symbol: str, data_types: list[str] | None = None) -> bytes:
-    """``subscribed`` or ``unsubscribed``; ``data_types`` echoes a /ws/stream client's choice, when it made one."""
+def subscription(status: str, symbol: str, data_types: list[str] | None = None,
+                 recovered: bool | None = None) -> bytes:
+    """``subscribed`` or ``unsubscribed``; ``data_types`` echoes a /ws/stream client's choice, when it made one;
+    ``recovered`` answers a ``since_seq``."""
     message: dict[str, object] = {"type": "subscription", "status": status, "symbol": symbol,
                                   "timestamp": now_iso()}
     if data_types is not None:
         message["data_types"] = data_types
+    if recovered is not None:
+        message["recovered"] = recovered
     return orjson.dumps(message)
 
 

@@ -5,7 +5,11 @@
 gets an ``error`` that says what was expected, and the connection goes on. On
 /ws/stream a subscription brings the latest price at once, then each new one;
 a client that names ``data_types`` gets those instead (ticks, candles with
-the recent bars first, market data). On /ws/analysis a subscription brings
+the recent bars first, market data). A /ws/stream subscription may give
+``since_seq``, the last seq it saw (``seq`` is in each ``tick``, and in each
+``data`` message of such a subscription): it is answered with ``recovered``
+and, instead of the latest price, every update after that seq in order (or
+the latest, not recovered, when the log no longer holds them), then live. On /ws/analysis a subscription brings
 the indicators of the last closed bar and of the forming one at once (warmed
 up from the kept candles), then each change; a client may name the candle
 ``interval`` and the indicators' ``periods``.
@@ -27,8 +31,9 @@ from ...analytics.market import market_topic
 from ...contracts import Codec, Peer, Subscriber
 from ...divergence import DivergenceWatch
 from ...hub import Hub
-from ...model import FeedId
+from ...model import FeedId, PriceUpdate
 from ...portfolio import PortfolioBook
+from ...resume import RecentUpdates
 from ...topics import Topic
 from ..json_types import describe, json_type
 from .alert_channel import AlertChannel
@@ -87,6 +92,8 @@ class StreamContext:
     alerts: AlertBook | None = None
     portfolio: PortfolioBook | None = None
     divergence: DivergenceWatch | None = None
+    recent: RecentUpdates | None = None
+    """Every recent update by seq: what a ``since_seq`` subscription missed."""
 
     @property
     def intervals(self) -> tuple[Interval, ...]:
@@ -170,6 +177,15 @@ class StreamSession:
             except ValueError as exc:
                 self.error(str(exc))
                 return
+        since_seq = message.get("since_seq")
+        if since_seq is not None:
+            if self.endpoint is not STREAM:
+                self.error(f"{self.endpoint.path} does not resume: \"since_seq\" is for /ws/stream")
+                return
+            if type(since_seq) is not int or since_seq < 0:
+                self.error(f"since_seq must be a non-negative integer (the last seq received), got "
+                           f"{describe(since_seq)}; {symbol} was not subscribed")
+                return
         if feed_id not in self.subscriptions and len(self.subscriptions) >= self.context.max_subscriptions:
             self.error(f"subscription limit reached: at most {self.context.max_subscriptions} symbols per "
                         f"connection; {symbol} was not subscribed")
@@ -179,14 +195,17 @@ class StreamSession:
             self.error(refused)
             return
         self._drop(feed_id)  # a repeated subscribe replaces the choice of data types
-        subscription = self.subscriptions[feed_id] = Subscription(symbol, feed_id, data_types, analysis)
-        self.peer.send(subscription_reply("subscribed", symbol, data_types))
+        subscription = self.subscriptions[feed_id] = Subscription(symbol, feed_id, data_types, analysis, since_seq)
         if self.endpoint is STREAM:
             self._start(subscription)
         elif self.endpoint is ANALYSIS:
+            self.peer.send(subscription_reply("subscribed", symbol, data_types))
             self._start_analysis(subscription)
         elif self.owned is not None:
+            self.peer.send(subscription_reply("subscribed", symbol, data_types))
             self.owned.start(subscription)
+        else:
+            self.peer.send(subscription_reply("subscribed", symbol, data_types))
 
     def restart(self, subscription: Subscription) -> None:
         """Start a subscription afresh (an /ws/alerts or /ws/portfolio connection whose owner became known)."""
@@ -251,13 +270,25 @@ class StreamSession:
         feed_id, codecs, hub = subscription.feed_id, self.context.codecs, self.hub
         latest = hub.latest.get(feed_id)
         topics = subscription.topics
+        since_seq, replay = subscription.since_seq, []
+        recovered = None
+        if since_seq is not None:
+            recovery = (self.context.recent or RecentUpdates(keep_s=0)).since(feed_id, since_seq)
+            replay, recovered = recovery.updates, recovery.recovered
+        self.peer.send(subscription_reply("subscribed", subscription.symbol, subscription.data_types, recovered))
         if subscription.data_types is None:
-            if latest is not None:
-                self.peer.send_price(feed_id, codecs.data.encode(feed_id, latest))
-            topics.append((feed_id, self.peer))
+            if since_seq is not None:
+                self._replay(feed_id, codecs.data_with_seq, replay)
+                topics.append((feed_id, self.lane(codecs.data_with_seq)))
+            else:
+                if latest is not None:
+                    self.peer.send_price(feed_id, codecs.data.encode(feed_id, latest))
+                topics.append((feed_id, self.peer))
         for name in subscription.data_types or ():
             if name == TICK:
-                if latest is not None:
+                if since_seq is not None:
+                    self._replay(feed_id, codecs.tick, replay)
+                elif latest is not None:
                     self.peer.send_price(feed_id, codecs.tick.encode(feed_id, latest))
                 topics.append((feed_id, self.lane(codecs.tick)))
             elif name == MARKET:
@@ -270,6 +301,13 @@ class StreamSession:
                 topics += self._start_candles(feed_id, name.removeprefix(CANDLE_PREFIX))
         for topic, subscriber in topics:
             hub.subscribe(topic, subscriber)
+
+    def _replay(self, feed_id: FeedId, codec: Codec, updates: list[PriceUpdate]) -> None:
+        """Missed updates, in order, ahead of any live frame of the feed: nothing runs between this and the hub's
+        next pass, and the log holds every update the hub fanned out, so the live stream starts right after."""
+        self.peer.discard_price(feed_id)
+        for update in updates:
+            self.peer.send(codec.encode(feed_id, update))
 
     def _start_candles(self, feed_id: FeedId, label: str) -> list[tuple[Topic, Subscriber]]:
         analytics = self.context.analytics

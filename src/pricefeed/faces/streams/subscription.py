@@ -17,4 +17,6 @@ class Subscription:
     feed_id: FeedId
     data_types: list[str] | None
     analysis: tuple[Interval, Periods] | None = None
+    since_seq: int | None = None
+    """The last seq the client saw of this symbol's prices (/ws/stream): it gets what came after first."""
     topics: list[tuple[Topic, Subscriber]] = field(default_factory=list)
