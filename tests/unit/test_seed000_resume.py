@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from pricefeed.faces.simple_ws import Limits, SimpleWsCodec, SimpleWsSession
@@ -35,6 +36,12 @@ class QueueingPeer:
     def deliver(self, frames: dict[FeedId, bytes]) -> None:
         for topic, frame in frames.items():
             self.outbox.put(topic, frame)
+
+    def claim(self, feeds: Iterable[str]) -> str | None:
+        return None  # no API key: every feed may be subscribed
+
+    def unclaim(self, feeds: Iterable[str]) -> None:
+        pass
 
     def written(self) -> list[dict[str, Any]]:
         return [json.loads(frame) for frame in self.outbox.take_frames()]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -47,6 +48,12 @@ class RecordingPeer:
         return Lane(self, codec)
 
     def flush(self) -> None:
+        pass
+
+    def claim(self, feeds: Iterable[str]) -> str | None:
+        return None  # no API key: every feed may be subscribed
+
+    def unclaim(self, feeds: Iterable[str]) -> None:
         pass
 
     def close(self, code: int, reason: str) -> None:
