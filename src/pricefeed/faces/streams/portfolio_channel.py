@@ -30,17 +30,21 @@ def position_fields(book: PortfolioBook, owner: str, symbol_of: Callable[[FeedId
     rows = []
     for position in book.of(owner):
         valuation = book.valuation(owner, position.feed_id, now_us())
-        fields = valuation.position if valuation is not None else {
-            "quantity": position.quantity, "average_cost": position.average_cost, "currency": position.currency,
-            "realised_pnl": money(position.realised_pnl)}
+        fields = valuation.position if valuation is not None else position_row(position)
         rows.append({"symbol": symbol_of(position.feed_id), **fields})
     return rows
 
 
-def position_row(position: Position) -> dict[str, Any]:
-    """A position as it stands after a change: quantity, average cost, currency and realised PnL so far."""
-    return {"quantity": position.quantity, "average_cost": position.average_cost, "currency": position.currency,
-            "realised_pnl": money(position.realised_pnl)}
+def position_row(position: Position, pnl: bool = True) -> dict[str, Any]:
+    """A position as it stands: quantity, average cost, currency and (with ``pnl``) the PnL it realised so far."""
+    row = {"quantity": position.quantity, "average_cost": position.average_cost, "currency": position.currency}
+    return {**row, "realised_pnl": money(position.realised_pnl)} if pnl else row
+
+
+def currency_code(currency: object) -> str:
+    if not isinstance(currency, str):
+        raise ValueError(f"\"currency\" must be a currency code such as INR or USD, got {currency!r}")
+    return currency
 
 
 class PortfolioChannel(OwnedChannel):
@@ -64,42 +68,41 @@ class PortfolioChannel(OwnedChannel):
         subscription.topics.append((topic, lane))
         self.session.hub.subscribe(topic, lane)
 
-    def _set(self, message: dict[str, Any]) -> None:
-        owner = self.owner_or_error(message, "set_position")
+    def _target(self, message: dict[str, Any], command: str) -> tuple[str, FeedId, str, object] | None:
+        """The owner, feed, symbol and currency (the feed's quote currency unless given) a change is for."""
+        owner = self.owner_or_error(message, command)
         if owner is None:
-            return
-        feed_id, symbol = self.session.resolve(message, "set_position")
+            return None
+        feed_id, symbol = self.session.resolve(message, command)
         if feed_id is None:
-            return
+            return None
         feed = self.session.hub.feeds.get(feed_id)
         currency = message.get("currency") or (None if feed is None else quote_currency(feed.symbol))
+        return owner, feed_id, symbol, currency
+
+    def _set(self, message: dict[str, Any]) -> None:
+        target = self._target(message, "set_position")
+        if target is None:
+            return
+        owner, feed_id, symbol, currency = target
         try:
             quantity = decimal_of(message.get("quantity"), "quantity")
             cost = decimal_of(message.get("average_cost", 0), "average_cost")
-            if not isinstance(currency, str):
-                raise ValueError(f"\"currency\" must be a currency code such as INR or USD, got {currency!r}")
-            position = self.book.set(owner, feed_id, quantity, cost, currency)
+            position = self.book.set(owner, feed_id, quantity, cost, currency_code(currency))
         except ValueError as exc:
             self.session.error(str(exc))
             return
-        self.reply({"type": "position_set", "owner": owner, "symbol": symbol, "quantity": position.quantity,
-                    "average_cost": position.average_cost, "currency": position.currency})
+        self.reply({"type": "position_set", "owner": owner, "symbol": symbol, **position_row(position, pnl=False)})
 
     def _trade(self, message: dict[str, Any]) -> None:
-        owner = self.owner_or_error(message, "trade")
-        if owner is None:
+        target = self._target(message, "trade")
+        if target is None:
             return
-        feed_id, symbol = self.session.resolve(message, "trade")
-        if feed_id is None:
-            return
-        feed = self.session.hub.feeds.get(feed_id)
-        currency = message.get("currency") or (None if feed is None else quote_currency(feed.symbol))
+        owner, feed_id, symbol, currency = target
         try:
             quantity = decimal_of(message.get("quantity"), "quantity")
             price = None if message.get("price") is None else decimal_of(message["price"], "price")
-            if not isinstance(currency, str):
-                raise ValueError(f"\"currency\" must be a currency code such as INR or USD, got {currency!r}")
-            position, realised = self.book.trade(owner, feed_id, quantity, price, currency)
+            position, realised = self.book.trade(owner, feed_id, quantity, price, currency_code(currency))
         except ValueError as exc:
             self.session.error(str(exc))
             return
