@@ -17,14 +17,16 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import analysis, policy, report, socketio
+from . import analysis, policy, report, scaling, socketio
 from . import client as client_bench
 from .common import core_busy, cpu_jiffies
 from .harness import run_scenarios
 from .processes import Env, default_cpus, raise_fd_limit
 from .profiles import FANOUT_ONLY, PROFILES, SCENARIOS, SYSTEMS
 
-ALL_SCENARIOS = (*SCENARIOS, "socketio", analysis.SCENARIO, policy.SCENARIO, client_bench.SCENARIO)
+ALL_SCENARIOS = (*SCENARIOS, "socketio", analysis.SCENARIO, policy.SCENARIO, client_bench.SCENARIO, scaling.SCENARIO)
+ON_REQUEST = (scaling.SCENARIO,)
+"""Scenarios run only when named (``--scenario``): they start a redis-server and a process per worker."""
 
 
 def _cpus(text: str | None) -> set[int] | None:
@@ -39,7 +41,8 @@ def _rates(text: str) -> tuple[float, ...]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scenario", action="append", choices=ALL_SCENARIOS, metavar="NAME",
-                        help=f"run only this scenario (repeatable; one of {', '.join(ALL_SCENARIOS)}; default: all)")
+                        help=f"run only this scenario (repeatable; one of {', '.join(ALL_SCENARIOS)}; default: all but "
+                             f"{', '.join(ON_REQUEST)})")
     parser.add_argument("--quick", action="store_true",
                         help="a reduced run, about a minute (CI smoke; asserts nothing)")
     parser.add_argument("--profile", choices=sorted(PROFILES), default=None,
@@ -79,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     profile = dataclasses.replace(profile, **{k: v for k, v in overrides.items() if v is not None})
     if args.measure_seconds is not None:  # one window length for every scenario
         profile = dataclasses.replace(profile, slow_measure_s=None)
-    scenarios = [s for s in ALL_SCENARIOS if s in (args.scenario or ALL_SCENARIOS)]
+    scenarios = [s for s in ALL_SCENARIOS if s in (args.scenario or set(ALL_SCENARIOS) - set(ON_REQUEST))]
     systems = [s for s in SYSTEMS if s in (args.system or SYSTEMS)]
     server_cpus, client_cpus = default_cpus()
     if args.server_cpus != "auto":
@@ -115,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
                 scenario_results[analysis.SCENARIO] = analysis.run_analysis(profile.name, env)
             if policy.SCENARIO in scenarios:
                 scenario_results[policy.SCENARIO] = policy.run_policy(profile, env)
+            if scaling.SCENARIO in scenarios:
+                scenario_results[scaling.SCENARIO] = scaling.run_scaling(profile, env)
             client_results = client_bench.run(profile.name, server_cpus, client_cpus, Path(workdir), env.say) \
                 if client_bench.SCENARIO in scenarios else None
         except KeyboardInterrupt:
@@ -167,8 +172,8 @@ def run(args: argparse.Namespace) -> int:
     if client_results is not None:
         results["client"] = client_results
     report.write_json(results, args.json)
-    harness_only = {**results, "scenarios": {k: v for k, v in scenario_results.items()
-                                             if k not in ("socketio", analysis.SCENARIO, policy.SCENARIO)}}
+    own_tables = ("socketio", analysis.SCENARIO, policy.SCENARIO, scaling.SCENARIO)
+    harness_only = {**results, "scenarios": {k: v for k, v in scenario_results.items() if k not in own_tables}}
     print(report.table(harness_only))
     if "socketio" in scenario_results:
         print(socketio.table(scenario_results["socketio"]))
@@ -176,6 +181,8 @@ def run(args: argparse.Namespace) -> int:
         print(analysis.table(scenario_results[analysis.SCENARIO]))
     if policy.SCENARIO in scenario_results:
         print(policy.table(scenario_results[policy.SCENARIO]))
+    if scaling.SCENARIO in scenario_results:
+        print(scaling.table(scenario_results[scaling.SCENARIO]))
     if client_results is not None:
         print(client_bench.table(client_results))
     plot_path = args.plot or args.json.with_suffix(".png")

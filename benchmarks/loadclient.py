@@ -288,18 +288,22 @@ def _established(transport: WSTransport) -> bool:
     return sock is not None and tcp_established(sock)
 
 
-async def _measure(clients: list[Client], seconds: float, server_pid: int,
+def _cpu_seconds(pids: list[int]) -> float:
+    return sum(cpu_seconds(pid) for pid in pids)
+
+
+async def _measure(clients: list[Client], seconds: float, server_pids: list[int],
                    clock: samples.PublishClock | None) -> dict[str, Any]:
     closed_before = closed_connections
     frames_before = sum(client.frames for client in clients)
     samples.hist.clear()
     if clock is not None:
         clock.new_window()
-    cpu_before, own_before, cores_before = cpu_seconds(server_pid), os.times(), cpu_jiffies()
+    cpu_before, own_before, cores_before = _cpu_seconds(server_pids), os.times(), cpu_jiffies()
     started = time.monotonic()
     await asyncio.sleep(seconds)
     elapsed = time.monotonic() - started
-    cpu_after, own_after, cores_after = cpu_seconds(server_pid), os.times(), cpu_jiffies()
+    cpu_after, own_after, cores_after = _cpu_seconds(server_pids), os.times(), cpu_jiffies()
     frames = sum(client.frames for client in clients) - frames_before
     hist = dict(samples.hist)
     return {
@@ -309,7 +313,7 @@ async def _measure(clients: list[Client], seconds: float, server_pid: int,
         "hist": {str(k): v for k, v in hist.items()},
         "undated_samples": clock.end_window() if clock is not None else 0,
         "server_cpu_s": cpu_after - cpu_before,
-        "server_rss": rss_bytes(server_pid),
+        "server_rss": sum(rss_bytes(pid) for pid in server_pids),
         "client_cpu_s": (own_after.user + own_after.system) - (own_before.user + own_before.system),
         "closed_connections": closed_connections - closed_before,
         "core_busy": {str(cpu): busy for cpu, busy in core_busy(cores_before, cores_after).items()},
@@ -341,7 +345,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--sample-every", type=int, default=10, help="0: no client samples")
     parser.add_argument("--idle", action="store_true")
-    parser.add_argument("--server-pid", type=int, required=True)
+    parser.add_argument("--server-pid", type=int, action="append", required=True,
+                        help="a process of the server under test (repeatable: its CPU and memory are summed)")
     parser.add_argument("--setup-timeout", type=float, default=30.0,
                         help="seconds to wait for every subscription to be confirmed")
     args = parser.parse_args(argv)

@@ -10,6 +10,7 @@ import contextlib
 import os
 import resource
 import select
+import shutil
 import socket
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from typing import Any
 import orjson
 
 from .common import free_port, lower_priority, merge_histograms, pin, rss_bytes
-from .profiles import FACES, LOAD_CLIENT_FACE, POLICY_SYSTEM, Profile
+from .profiles import FACES, LOAD_CLIENT_FACE, POLICY_SYSTEM, PRICEFEED_VARIANTS, REDIS_SYSTEM, Profile
 
 
 @dataclass
@@ -84,7 +85,8 @@ class Server:
         self.streams_port: int | None = None
         interval = f"{1.0 / rate:.6g}"
         self.log_path = env.workdir / f"{system}-{self.port}.log"
-        if system in FACES or system == POLICY_SYSTEM:
+        self.redis: subprocess.Popen[bytes] | None = None
+        if system in FACES or system in PRICEFEED_VARIANTS:
             self.api_port, self.streams_port = free_port(), free_port()
             self.cmd = [sys.executable, "-m", "pricefeed", "serve", "--source", "sim", "--host", "127.0.0.1",
                         "--port", str(self.port), "--api-host", "127.0.0.1", "--api-port", str(self.api_port),
@@ -92,10 +94,14 @@ class Server:
                         "--db", str(env.workdir / f"db-{self.port}.sqlite"), "--sim-feeds", str(profile.feeds),
                         "--sim-interval", interval, "--seed", str(profile.seed), "--log-level", "WARNING",
                         "--rpc", "false", "--crypto", "false"]
+            self.cmd += PRICEFEED_VARIANTS.get(system, ())
             if system == POLICY_SYSTEM:
                 keys = env.workdir / "bench-keys.toml"
                 keys.write_text(POLICY_KEYS)
                 self.cmd += ["--keys", str(keys), "--cors-origins", "http://bench.example"]
+            if system == REDIS_SYSTEM:
+                self.redis_port = free_port()
+                self.cmd += ["--redis-url", f"redis://127.0.0.1:{self.redis_port}/0"]
         else:
             self.cmd = [sys.executable, "-m", "benchmarks.baselines", system, "--port", str(self.port),
                         "--feeds", str(profile.feeds), "--interval", interval, "--seed", str(profile.seed)]
@@ -125,6 +131,8 @@ class Server:
         return self.proc.pid
 
     def start(self, timeout_s: float = 30.0) -> None:
+        if self.system == REDIS_SYSTEM:
+            self._start_redis(timeout_s)
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT, cwd=project_root())
         pin(self.proc.pid, self.env.server_cpus)
@@ -141,21 +149,43 @@ class Server:
         if waiting:
             raise TimeoutError(f"{self.system} server not listening after {timeout_s}s:\n{self.log_tail()}")
 
+    def _start_redis(self, timeout_s: float) -> None:
+        """A redis-server of this step's own, pinned with the server (its work is the Redis bus's cost)."""
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server not found: the Redis bus cannot be measured")
+        self.redis = subprocess.Popen([binary, "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "",
+                                       "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        pin(self.redis.pid, self.env.server_cpus)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", self.redis_port)) == 0:
+                    return
+            time.sleep(0.05)
+        raise TimeoutError(f"redis-server not listening after {timeout_s}s")
+
     def rss(self) -> int:
         return rss_bytes(self.pid)
+
+    def pid_args(self) -> list[str]:
+        """``--server-pid`` of each process the server's work runs in (its redis-server too)."""
+        pids = [self.pid] + ([self.redis.pid] if self.redis is not None else [])
+        return [arg for pid in pids for arg in ("--server-pid", str(pid))]
 
     def log_tail(self) -> str:
         return self.log_path.read_text(errors="replace")[-3000:] if self.log_path.exists() else ""
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        for proc in (self.proc, self.redis):
+            if proc is None or proc.poll() is not None:
+                continue
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 class LoadClients:
@@ -172,7 +202,7 @@ class LoadClients:
                    "--face", LOAD_CLIENT_FACE[server.system], "--clock-url", server.seed000_url,
                    "--clients", str(connections), "--role", role, "--part", str(part), "--parts", str(counters),
                    "--feeds", str(profile.feeds), "--per-client", str(profile.per_client), "--seed", str(profile.seed),
-                   "--sample-every", str(sample_every), "--server-pid", str(server.pid),
+                   "--sample-every", str(sample_every), *server.pid_args(),
                    *(["--idle"] if idle else [])]
             proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=project_root())
             pin(proc.pid, env.client_cpus)

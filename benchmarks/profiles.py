@@ -14,8 +14,15 @@ FANOUT_ONLY = ("hermes-ws", "hermes-sse", "streams")
 """Systems measured by the fanout scenario only (the others measure the seed-000 face and the baselines)."""
 POLICY_SYSTEM = "pricefeed-policy"
 """pricefeed's seed-000 face with an API key, its limits and allowed origins on (the policy scenario only)."""
+WORKERS_SYSTEM = "pricefeed-workers2"
+"""pricefeed with ``--workers 2``: one ingest process and two edges sharing the ports (the scaling scenario)."""
+REDIS_SYSTEM = "pricefeed-redis"
+"""One pricefeed process on the Redis bus (``--bus redis``, its own redis-server; the scaling scenario)."""
+PRICEFEED_VARIANTS = {POLICY_SYSTEM: (), WORKERS_SYSTEM: ("--workers", "2"), REDIS_SYSTEM: ("--bus", "redis")}
+"""pricefeed's seed-000 face run another way, and the options that make it so (the policy's are added apart)."""
 LOAD_CLIENT_FACE = {"pricefeed": "seed000", "hermes-ws": "hermes-ws", "hermes-sse": "hermes-sse",
-                    "streams": "streams", "ceiling": "seed000", "naive": "seed000", POLICY_SYSTEM: "seed000"}
+                    "streams": "streams", "ceiling": "seed000", "naive": "seed000",
+                    **{variant: "seed000" for variant in PRICEFEED_VARIANTS}}
 """The protocol the load clients speak to each system (``loadclient.FACES``)."""
 SCENARIOS = ("fanout", "latency", "idle", "slow")
 
@@ -75,6 +82,8 @@ class Profile:
     """Pairs of windows (policy off and on) of the policy scenario's end-to-end part."""
     policy_path_rounds: int = 40
     """Pairs of windows of its in-process part (the fan-out path alone, a few milliseconds each)."""
+    scaling_rounds: int = 3
+    """Rounds of the scaling scenario (one window of each system per round, in alternating order)."""
 
 
 PROFILES = {
@@ -82,8 +91,8 @@ PROFILES = {
     # A smoke run of about a minute for CI: one fan-out step per system, not retried.
     "quick": Profile("quick", fanout_clients=100, fanout_rates=(200,), refine=False, retry=False,
                      idle_connections=1000, slow_clients=20, slow_rate=50.0, slow_settle_s=1.0, slow_measure_s=None,
-                     warmup_s=0.5, measure_s=1.5, sample_every=5, policy_rate=50.0, policy_rounds=2),
+                     warmup_s=0.5, measure_s=1.5, sample_every=5, policy_rate=50.0, policy_rounds=2, scaling_rounds=1),
     "smoke": Profile("smoke", fanout_clients=10, fanout_rates=(20,), refine=False, idle_connections=50,
                      slow_clients=5, slow_rate=20.0, slow_settle_s=0.3, slow_measure_s=None, warmup_s=0.2,
-                     measure_s=0.5, sample_every=2, policy_rounds=1, policy_path_rounds=4),
+                     measure_s=0.5, sample_every=2, policy_rounds=1, policy_path_rounds=4, scaling_rounds=1),
 }
