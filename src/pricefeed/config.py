@@ -200,7 +200,7 @@ class Settings(BaseSettings):
     bus_socket: Path | None = Field(None, description="The Unix socket of --bus socket (--workers picks one)")
     bus_shards: int = Field(1, ge=1, le=256, description="Redis streams the feeds are spread over (a feed keeps "
                                                          "its stream; more spread load over a Redis Cluster)")
-    history_depth: float = Field(600.0, gt=0, le=86_400, description="Seconds of updates kept for resume, in each "
+    history_depth: float = Field(600.0, ge=0, le=86_400, description="Seconds of updates kept for resume, in each "
                                                                      "process and in the Redis stream")
     workers: int | Literal["auto"] = Field(
         1, description="Edge processes sharing the listening ports (SO_REUSEPORT), fed by one ingest process over "

@@ -50,8 +50,8 @@ class RecentUpdates:
     def since(self, feed_id: FeedId, seq: int) -> Recovery:
         """The updates of ``feed_id`` after ``seq``, or the latest one with ``recovered=False``."""
         kept = self._updates.get(feed_id)
-        if not kept:
-            return Recovery([], recovered=False)
+        if not kept:  # nothing published yet (or nothing kept): only a client that saw nothing missed nothing
+            return Recovery([], recovered=seq == 0)
         first, last = kept[0].seq, kept[-1].seq
         if seq == last:
             return Recovery([], recovered=True)
@@ -68,6 +68,7 @@ class RecentUpdates:
     def kept(self, feed_id: FeedId) -> list[PriceUpdate]:
         """Every update of ``feed_id`` still kept, in ``seq`` order (what a process joining later catches up on)."""
         return list(self._updates.get(feed_id, ()))
+
     def updates(self, within_s: float | None = None) -> Iterator[PriceUpdate]:
         """What is kept (only the last ``within_s`` seconds of publish time of each feed, if given), each feed's in
         ``seq`` order (what a clean stop saves)."""

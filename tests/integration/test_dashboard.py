@@ -78,9 +78,9 @@ async def test_the_page_loads_clean_and_shows_every_feed_with_moving_prices(serv
         rows = page.locator("#feed-rows .row")
         await expect(rows).to_have_count(len(feeds), timeout=TIMEOUT_MS)
         assert await rows.evaluate_all("rows => rows.map(r => r.dataset.symbol)") == [f["symbol"] for f in feeds]
-        assert len(feeds) == 23
-        await expect(page.locator("#feed-count")).to_have_text("23")
-        await expect(page.locator("#shown")).to_have_text("23 feeds")
+        assert len(feeds) == 24  # 13 Pyth feeds, 10 NSE equities and the rupee's rate to the dollar
+        await expect(page.locator("#feed-count")).to_have_text("24")
+        await expect(page.locator("#shown")).to_have_text("24 feeds")
         await wait_for_price_change(page, BTC)
         sparkline = page.locator(f"{BTC} polyline")
         await expect(sparkline).to_have_attribute("points", re.compile(r"^\S+ \S+"), timeout=TIMEOUT_MS)
@@ -124,7 +124,8 @@ async def test_search_and_asset_type_filter_leave_exactly_the_matching_rows(serv
             return shown
 
         assert await narrowed("btc", "", 1) == expected("btc") == ["Crypto.BTC/USD"]
-        assert await narrowed("", "fx", 1) == expected("", "fx") == ["FX.EUR/USD"]
+        assert await narrowed("", "fx", 2) == expected("", "fx")
+        assert sorted(expected("", "fx")) == ["FX.EUR/USD", "FX.USD/INR"]
         equities = expected("", "equity")
         assert len(equities) == 11
         assert await narrowed("", "equity", 11) == equities
