@@ -122,7 +122,9 @@ async def test_at_the_latest_seq_nothing_is_replayed_and_an_old_seq_is_not_recov
     messages = peer.written()
     assert messages[0] == {"type": "subscription_confirmed", "feed_id": BTC, "recovered": False}
     assert prices(messages) == [("e62", 6)]
-    send(session, {"type": "subscribe", "feed_id": ETH, "since_seq": 0})  # no price at all yet
+    send(session, {"type": "subscribe", "feed_id": ETH, "since_seq": 0})  # no price at all yet: nothing missed
+    assert peer.written() == [{"type": "subscription_confirmed", "feed_id": ETH, "recovered": True}]
+    send(session, {"type": "subscribe", "feed_id": ETH, "since_seq": 3})  # a seq this process never had
     assert peer.written() == [{"type": "subscription_confirmed", "feed_id": ETH, "recovered": False}]
 
 
