@@ -179,8 +179,7 @@ class App:
 
     def _local_components(self) -> list[Component]:
         return [
-            Task("store", self._open_store, self.store.close),
-            Task("store writer", self._start_writer, self.writer.stop, self.writer.status),
+            *self._store_components(),
             RecentLog(self.recent, RecentStore(self.settings.db), self.hub.latest),  # saved after the sources stop
             *self._analytics_writer(),
             *self._derived_components(),
@@ -198,8 +197,7 @@ class App:
         if role != "edge":
             lease = Lease(bus.redis, settings.redis_prefix + "ingest:leader", PROCESS, settings.ingest_lease)
             self.leadership = Leadership(lease, bus, self.ingest, self.sources)
-            ingest = [Task("store", self._open_store, self.store.close),
-                      Task("store writer", self._start_writer, self.writer.stop, self.writer.status),
+            ingest = [*self._store_components(),
                       Task("bus publisher", bus.start_publishing, bus.stop_publishing, bus.status)]
         return [
             Task("redis bus", _nothing, bus.close),
@@ -216,8 +214,7 @@ class App:
         # The edges share one --db: only the ingest keeps the store; an edge's candles start from the bus.
         stored: list[Component] = [Task("analytics", self._start_candles, self._stop_candles)]
         if settings.role == "ingest":
-            stored = [Task("store", self._open_store, self.store.close),
-                      Task("store writer", self._start_writer, self.writer.stop, self.writer.status),
+            stored = [*self._store_components(),
                       *self._analytics_writer()]
         return [
             *stored,
@@ -226,6 +223,11 @@ class App:
             *self.sources,
             *self.listeners.components(),
         ]
+
+    def _store_components(self) -> list[Component]:
+        """The store (opened with the last known state restored) and ingest's write-behind to it."""
+        return [Task("store", self._open_store, self.store.close),
+                Task("store writer", self._start_writer, self.writer.stop, self.writer.status)]
 
     def _derived_components(self) -> list[Component]:
         """What every process that runs a hub computes from its prices: alerts, portfolios, divergences."""
