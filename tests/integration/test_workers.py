@@ -22,7 +22,9 @@ from ..service import ServiceProcess
 from ..wsclient import is_type, recv_json, recv_until, send
 
 
-@pytest.mark.parametrize("bus", ["redis", "socket"])
+# The socket bus's run misses a tick for 10 s in about one run in four here (seen alone, never yet in CI;
+# not understood): it runs in scripts/test-slow until it is.
+@pytest.mark.parametrize("bus", ["redis", pytest.param("socket", marks=pytest.mark.slow)])
 async def test_two_workers_share_the_ports_and_stop_together_on_sigterm(
         tmp_path: Path, request: pytest.FixtureRequest, bus: str) -> None:
     over: tuple[str, ...] = ()
